@@ -1,0 +1,1 @@
+//! Model-extraction detection (see docs/extraction.md).
