@@ -1,5 +1,6 @@
 //! Builders for throwaway Ollama stores, model directories and EC keys.
-#![allow(dead_code)]
+// Test helpers: a failed setup step should abort the test loudly.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
