@@ -26,8 +26,8 @@ pub struct Target {
     /// Ollama model name, e.g. `llama3:latest` (repeatable for `sign`).
     #[arg(long, value_name = "NAME")]
     pub model: Vec<String>,
-    /// Paths inside a model directory to leave out (relative to it, or absolute).
-    #[arg(long = "ignore-paths", value_name = "PATH", num_args = 1..)]
+    /// Path inside a model directory to leave out (relative to it, or absolute); repeatable.
+    #[arg(long = "ignore-paths", value_name = "PATH")]
     pub ignore_paths: Vec<PathBuf>,
 }
 

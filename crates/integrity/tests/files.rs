@@ -200,3 +200,25 @@ fn missing_model_is_a_failure_not_a_panic() {
     let r = run(&opts(path(d.path())));
     assert!(r.message.contains("no model files"), "{}", r.message);
 }
+
+#[test]
+fn sec1_private_keys_from_openssl_ecparam_are_accepted() {
+    use p256::pkcs8::LineEnding;
+    let d = tempfile::tempdir().unwrap();
+    let root = model_dir(d.path());
+    let sk = p384::SecretKey::random(&mut rand_core::OsRng);
+    let pem = sk.to_sec1_pem(LineEnding::LF).unwrap();
+    assert!(pem.contains("BEGIN EC PRIVATE KEY"));
+    let skp = d.path().join("sec1.pem");
+    std::fs::write(&skp, pem.as_bytes()).unwrap();
+    let pkp = d.path().join("sec1.pub");
+    use p256::pkcs8::EncodePublicKey;
+    std::fs::write(
+        &pkp,
+        sk.public_key().to_public_key_pem(LineEnding::LF).unwrap(),
+    )
+    .unwrap();
+    let sig = d.path().join("m.sig");
+    sign_path(&root, &skp, &sig, &[], &|_, _| {}).unwrap();
+    assert!(run(&with_sig(&root, &sig, &pkp)).valid);
+}
