@@ -4,5 +4,13 @@
 //! implicitly (callers pass timestamps). The service shell (`crates/server`) feeds it
 //! request views and acts on the verdicts it returns.
 
+pub mod eval;
 pub mod extraction;
+pub mod normalize;
 pub mod output;
+pub mod scorer;
+
+pub use normalize::ObfuscationStats;
+pub use scorer::{
+    Assessment, CatalogueError, ChatMessage, Decision, Guard, GuardConfig, Reason, Role, Thresholds,
+};

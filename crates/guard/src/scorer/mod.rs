@@ -1,0 +1,286 @@
+//! Risk scorer: normalises each scored message, matches the pattern catalogue against
+//! every view, and combines the evidence into a 0–100 score with named reasons.
+//!
+//! Combination is a noisy-OR over distinct pieces of evidence:
+//! `score = 100 · (1 − Π (1 − pᵢ/100))`. One strong pattern (85 points) lands in the
+//! block band on its own; weak hints (15–30) need company to reach warn; the score can
+//! never pass 100, and repeating the same phrase adds nothing (evidence is per pattern
+//! id), so long texts are not punished for being long.
+
+mod catalogue;
+mod types;
+
+use crate::normalize::{Normalized, Normalizer, ObfuscationStats, ViewKind};
+use catalogue::Edge;
+pub use catalogue::{CatalogueError, FACTORS};
+pub use types::{Assessment, ChatMessage, Decision, GuardConfig, Reason, Role, Thresholds};
+
+const CATALOGUE: &str = include_str!("../../catalogue/patterns.txt");
+
+/// Nested payloads (base64 in base64, tags inside decoded text) are followed this deep.
+const MAX_DEPTH: u8 = 2;
+/// Total bytes of decoded payload scanned per request.
+const DECODE_BUDGET: usize = 64 * 1024;
+
+/// Computed (non-catalogue) evidence and its points.
+const HIDDEN_INSTRUCTION: (&str, &str, u8) = ("obfuscation", "obfuscation.hidden_instruction", 35);
+const DISGUISED_MATCH: (&str, &str, u8) = ("obfuscation", "obfuscation.disguised_text", 20);
+const TAG_SMUGGLING: (&str, &str, u8) = ("obfuscation", "obfuscation.tag_smuggling", 50);
+const BIDI_CONTROLS: (&str, &str, u8) = ("obfuscation", "obfuscation.bidi_controls", 10);
+const INVISIBLE_FLOOD: (&str, &str, u8) = ("message_anomalies", "anomaly.invisible_flood", 10);
+const REPEATED: (&str, &str, u8) = (
+    "conversation_patterns",
+    "conversation.repeated_attempts",
+    15,
+);
+const INDIRECT: (&str, &str, u8) = (
+    "conversation_patterns",
+    "conversation.injection_in_tool_result",
+    20,
+);
+
+/// Tag text shorter than this is an emoji flag sequence (e.g. 🏴 + "gbeng"), not a message.
+const MIN_TAG_TEXT: usize = 8;
+
+/// The detection engine. Build once with [`Guard::new`] and share it (`Arc<Guard>`).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    cfg: GuardConfig,
+    cat: catalogue::Catalogue,
+    norm: Normalizer,
+}
+
+/// Per-request scratch state.
+struct Scan {
+    /// Per pattern: 1 = seen in a plain view, 2 = seen only in a derived/hidden view.
+    seen: Vec<u8>,
+    stats: ObfuscationStats,
+    budget: usize,
+    tag_text: usize,
+    bufs: Vec<Normalized>,
+    matches: Vec<usize>,
+    flags: Vec<bool>,
+}
+
+const PLAIN: u8 = 1;
+const HIDDEN: u8 = 2;
+
+impl Guard {
+    pub fn new(cfg: GuardConfig) -> Result<Guard, CatalogueError> {
+        Self::with_catalogue(cfg, CATALOGUE)
+    }
+
+    /// Builds a guard from catalogue text in the same format as the built-in one.
+    pub fn with_catalogue(cfg: GuardConfig, src: &str) -> Result<Guard, CatalogueError> {
+        let cat = catalogue::parse(src)?;
+        let norm = Normalizer::new().map_err(|e| CatalogueError::Normalizer(e.to_string()))?;
+        Ok(Guard { cfg, cat, norm })
+    }
+
+    /// The compiled catalogue as `(id, factor, lang, points)`, in file order.
+    /// Ids of patterns with no literal prefix to pre-filter on (they run on every text).
+    pub fn unanchored(&self) -> Vec<&str> {
+        self.cat
+            .always
+            .iter()
+            .filter_map(|&i| self.cat.patterns.get(i))
+            .map(|p| p.id.as_str())
+            .collect()
+    }
+
+    pub fn patterns(&self) -> impl Iterator<Item = (&str, &'static str, &str, u8)> {
+        self.cat
+            .patterns
+            .iter()
+            .map(|p| (p.id.as_str(), p.factor, p.lang.as_str(), p.points))
+    }
+
+    pub fn score_text(&self, text: &str) -> Assessment {
+        self.score(&[ChatMessage {
+            role: Role::User,
+            text,
+        }])
+    }
+
+    pub fn score(&self, msgs: &[ChatMessage<'_>]) -> Assessment {
+        let n = self.cat.patterns.len();
+        let mut scan = Scan {
+            seen: vec![0; n],
+            stats: ObfuscationStats::default(),
+            budget: DECODE_BUDGET,
+            tag_text: 0,
+            bufs: Vec::new(),
+            matches: Vec::new(),
+            flags: Vec::new(),
+        };
+        let mut per_msg = vec![0u8; n];
+        let mut attempts = 0u32;
+        let mut tool_hit = false;
+        for m in msgs {
+            let scored = match m.role {
+                Role::User | Role::Tool => true,
+                Role::System | Role::Developer => self.cfg.score_system,
+                Role::Assistant => false,
+            };
+            if !scored {
+                continue;
+            }
+            per_msg.iter_mut().for_each(|s| *s = 0);
+            std::mem::swap(&mut scan.seen, &mut per_msg);
+            self.scan_text(m.text, 0, false, &mut scan);
+            std::mem::swap(&mut scan.seen, &mut per_msg);
+            let mut attack_like = false;
+            for (i, &s) in per_msg.iter().enumerate() {
+                if s == 0 {
+                    continue;
+                }
+                let p = &self.cat.patterns[i];
+                attack_like |= p.points >= 50;
+                // A plain sighting anywhere wins over a hidden one.
+                scan.seen[i] = if scan.seen[i] == PLAIN || s == PLAIN {
+                    PLAIN
+                } else {
+                    HIDDEN
+                };
+            }
+            attempts += u32::from(attack_like);
+            tool_hit |= attack_like && m.role == Role::Tool;
+        }
+        self.combine(scan, attempts, tool_hit)
+    }
+
+    fn scan_text(&self, text: &str, depth: u8, hidden: bool, scan: &mut Scan) {
+        let mut norm = scan.bufs.pop().unwrap_or_default();
+        self.norm
+            .run(text, depth < MAX_DEPTH, &mut scan.budget, &mut norm);
+        for (kind, view) in norm.views() {
+            self.candidates(view, scan);
+            scan.matches
+                .retain(|&i| self.cat.regexes.get(i).is_some_and(|r| r.is_match(view)));
+            let mark = if hidden || kind != ViewKind::Base {
+                HIDDEN
+            } else {
+                PLAIN
+            };
+            for &i in &scan.matches {
+                if let Some(s) = scan.seen.get_mut(i) {
+                    *s = if *s == PLAIN { PLAIN } else { mark };
+                }
+            }
+        }
+        scan.stats.add(&norm.stats);
+        let hidden_text = std::mem::take(&mut norm.hidden);
+        let decoded = std::mem::take(&mut norm.decoded);
+        scan.bufs.push(norm);
+        if depth < MAX_DEPTH {
+            if !hidden_text.is_empty() {
+                scan.tag_text += hidden_text.len();
+                self.scan_text(&hidden_text, depth + 1, true, scan);
+            }
+            for (_, d) in &decoded {
+                self.scan_text(d, depth + 1, true, scan);
+            }
+        }
+    }
+
+    /// Patterns whose anchor literal occurs in `view` (plus anchor-less ones), deduplicated.
+    fn candidates(&self, view: &str, scan: &mut Scan) {
+        scan.matches.clear();
+        scan.flags.clear();
+        scan.flags.resize(self.cat.regexes.len(), false);
+        for m in self.cat.anchors.find_overlapping_iter(view) {
+            if let Some(&(p, edge)) = self.cat.anchor_owner.get(m.pattern().as_usize()) {
+                let bytes = view.as_bytes();
+                let word = |i: Option<usize>| {
+                    i.and_then(|i| bytes.get(i))
+                        .is_some_and(|b| b.is_ascii_alphanumeric())
+                };
+                let off_edge = match edge {
+                    Edge::Start => word(m.start().checked_sub(1)),
+                    Edge::End => word(Some(m.end())),
+                    Edge::Free => false,
+                };
+                if off_edge {
+                    continue;
+                }
+                if let Some(f) = scan.flags.get_mut(p) {
+                    if !*f {
+                        *f = true;
+                        scan.matches.push(p);
+                    }
+                }
+            }
+        }
+        scan.matches.extend(self.cat.always.iter().copied());
+    }
+
+    fn combine(&self, scan: Scan, attempts: u32, tool_hit: bool) -> Assessment {
+        let mut stats = scan.stats;
+        let mut reasons: Vec<Reason> = Vec::new();
+        let mut any_hit = false;
+        for (i, &s) in scan.seen.iter().enumerate() {
+            if s == 0 {
+                continue;
+            }
+            let p = &self.cat.patterns[i];
+            any_hit = true;
+            if s == HIDDEN {
+                stats.hidden_hits += 1;
+            }
+            reasons.push(Reason {
+                factor: p.factor,
+                pattern: p.id.clone(),
+                points: p.points,
+            });
+        }
+        let mut add = |(factor, id, points): (&'static str, &str, u8)| {
+            reasons.push(Reason {
+                factor,
+                pattern: id.to_owned(),
+                points,
+            });
+        };
+        if stats.hidden_hits > 0 {
+            add(HIDDEN_INSTRUCTION);
+        } else if any_hit
+            && stats.invisible + stats.confusables + stats.compat_forms + stats.combining >= 3
+        {
+            add(DISGUISED_MATCH);
+        }
+        if scan.tag_text >= MIN_TAG_TEXT {
+            add(TAG_SMUGGLING);
+        }
+        if stats.bidi > 0 {
+            add(BIDI_CONTROLS);
+        }
+        if stats.invisible >= 20 {
+            add(INVISIBLE_FLOOD);
+        }
+        if attempts >= 2 {
+            add(REPEATED);
+        }
+        if tool_hit {
+            add(INDIRECT);
+        }
+        reasons.sort_by(|a, b| {
+            b.points
+                .cmp(&a.points)
+                .then_with(|| a.pattern.cmp(&b.pattern))
+        });
+        Assessment {
+            score: noisy_or(&reasons),
+            reasons,
+            obfuscation: stats,
+        }
+    }
+}
+
+/// `100 · (1 − Π (1 − pᵢ/100))`, rounded, clamped to 0..=100.
+fn noisy_or(reasons: &[Reason]) -> u8 {
+    let keep: f64 = reasons
+        .iter()
+        .map(|r| 1.0 - f64::from(r.points.min(100)) / 100.0)
+        .product();
+    let s = (100.0 * (1.0 - keep)).round();
+    s.clamp(0.0, 100.0) as u8
+}

@@ -1,0 +1,123 @@
+//! The public vocabulary of the scorer: messages in, assessment and decision out.
+
+use serde::{Deserialize, Serialize};
+
+use crate::normalize::ObfuscationStats;
+
+/// Who wrote a chat message. Only some roles are scored (see [`GuardConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ChatMessage<'a> {
+    pub role: Role,
+    pub text: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct GuardConfig {
+    /// Also score the operator's system/developer messages. Off by default: operators
+    /// legitimately write "ignore requests about X" in their own prompts.
+    pub score_system: bool,
+}
+
+/// One piece of evidence. `pattern` is a catalogue id, never text from the prompt, so
+/// reasons are safe to log and return to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    pub factor: &'static str,
+    pub pattern: String,
+    pub points: u8,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Assessment {
+    /// 0..=100.
+    pub score: u8,
+    /// Strongest first.
+    pub reasons: Vec<Reason>,
+    pub obfuscation: ObfuscationStats,
+}
+
+impl Assessment {
+    /// Distinct factor names, in order of first appearance.
+    pub fn reason_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for r in &self.reasons {
+            if !names.contains(&r.factor) {
+                names.push(r.factor);
+            }
+        }
+        names
+    }
+}
+
+/// Ordered by severity: `Allow < Warn < Block`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Warn,
+    Block,
+}
+
+impl Decision {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Warn => "warn",
+            Decision::Block => "block",
+        }
+    }
+}
+
+/// Score cut-offs: `score >= block` blocks, else `score >= warn` warns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub warn: u8,
+    pub block: u8,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            warn: 50,
+            block: 80,
+        }
+    }
+}
+
+impl Thresholds {
+    pub fn decide(&self, score: u8) -> Decision {
+        if score >= self.block {
+            Decision::Block
+        } else if score >= self.warn {
+            Decision::Warn
+        } else {
+            Decision::Allow
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.block > 100 || self.warn > 100 {
+            return Err(format!(
+                "risk thresholds must be within 0..=100 (warn={}, block={})",
+                self.warn, self.block
+            ));
+        }
+        if self.warn > self.block {
+            return Err(format!(
+                "warn threshold ({}) must not exceed block threshold ({})",
+                self.warn, self.block
+            ));
+        }
+        Ok(())
+    }
+}
