@@ -173,3 +173,47 @@ fn model_signing_shard_signatures_verify_here() {
         "{r:?}"
     );
 }
+
+#[test]
+fn single_file_models_interoperate() {
+    if !python_tool() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("tiny.gguf");
+    write(&file, GGUF);
+    let (sk, pk) = keypair(d.path(), Curve::P256, "k");
+    let ours = d.path().join("ours.sig");
+    sign_path(&file, &sk, &ours, &[], &|_, _| {}).unwrap();
+    let (ok, out) = py(
+        &[
+            "verify",
+            "key",
+            s(&file),
+            "--public_key",
+            s(&pk),
+            "--signature",
+            s(&ours),
+        ],
+        d.path(),
+    );
+    assert!(ok, "{out}");
+    let theirs = d.path().join("theirs.sig");
+    let (ok, out) = py(
+        &[
+            "sign",
+            "key",
+            s(&file),
+            "--private_key",
+            s(&sk),
+            "--signature",
+            s(&theirs),
+        ],
+        d.path(),
+    );
+    assert!(ok, "{out}");
+    let mut o = opts(ModelSource::Path(file));
+    o.signature = Some(theirs);
+    o.public_key = Some(pk);
+    assert!(run(&o).valid);
+}

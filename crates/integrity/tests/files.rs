@@ -222,3 +222,21 @@ fn sec1_private_keys_from_openssl_ecparam_are_accepted() {
     sign_path(&root, &skp, &sig, &[], &|_, _| {}).unwrap();
     assert!(run(&with_sig(&root, &sig, &pkp)).valid);
 }
+
+#[test]
+fn aggregate_definition_known_answer() {
+    // Independent of any shell tool: the documented definition, spelled out.
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("b.bin"), b"bee");
+    write(&d.path().join("a/x.bin"), b"ex");
+    let mut lines = [
+        format!("{}  b.bin\n", sha(b"bee")),
+        format!("{}  a/x.bin\n", sha(b"ex")),
+    ];
+    lines.sort();
+    let want = sha(lines.concat().as_bytes());
+    assert_eq!(
+        run(&opts(path(d.path()))).digest.as_deref(),
+        Some(want.as_str())
+    );
+}
