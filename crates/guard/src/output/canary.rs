@@ -113,6 +113,15 @@ impl CanaryMatcher {
             if b != lo && b != hi {
                 continue;
             }
+            // Cheap reject before the full attempt: an alphanumeric is never a separator, so a
+            // wrong one right after the first character already fails.
+            let second = buf.as_bytes().get(i + 1).copied();
+            if let (Some(n), Some(&want)) = (second, self.body.get(1))
+                && n.is_ascii_alphanumeric()
+                && n.to_ascii_lowercase() != want
+            {
+                continue;
+            }
             match self.attempt(buf, i) {
                 Attempt::Match(end) => {
                     return Probe::Found {

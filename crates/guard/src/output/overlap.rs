@@ -7,6 +7,27 @@
 //! 64-bit hashes make accidental collisions negligible; a collision could only cause a false hit.
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Keys are already splitmix-mixed 64-bit hashes; hashing them again (SipHash) was wasted work.
+#[derive(Default)]
+struct PreMixed(u64);
+
+impl Hasher for PreMixed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type ShingleSet = HashSet<u64, BuildHasherDefault<PreMixed>>;
 
 /// A verbatim run shared with the system prompt: length in words and byte span in the response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,16 +71,36 @@ impl Roller {
 
     /// Calls `on_shingle(hash, shingle_start, shingle_end)` for every complete shingle.
     fn feed(&mut self, text: &str, base: usize, on_shingle: &mut impl FnMut(u64, usize, usize)) {
-        for (i, c) in text.char_indices() {
-            if c.is_alphanumeric() {
-                let (h, s) = self.word.unwrap_or((0xcbf2_9ce4_8422_2325, base + i));
-                let h = c
-                    .to_lowercase()
-                    .fold(h, |h, l| (h ^ u64::from(u32::from(l))).wrapping_mul(BASE));
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            // ASCII fast path: model output is mostly ASCII, and char decoding plus Unicode
+            // lower-casing per character dominated the cost.
+            let (alnum, lower, len) = if b.is_ascii() {
+                (b.is_ascii_alphanumeric(), None, 1)
+            } else {
+                let c = text[i..]
+                    .chars()
+                    .next()
+                    .unwrap_or(char::REPLACEMENT_CHARACTER);
+                (c.is_alphanumeric(), Some(c), c.len_utf8())
+            };
+            if alnum {
+                let (mut h, s) = self.word.unwrap_or((0xcbf2_9ce4_8422_2325, base + i));
+                match lower {
+                    None => h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(BASE),
+                    Some(c) => {
+                        for l in c.to_lowercase() {
+                            h = (h ^ u64::from(u32::from(l))).wrapping_mul(BASE);
+                        }
+                    }
+                }
                 self.word = Some((h, s));
             } else {
                 self.end_word(base + i, on_shingle);
             }
+            i += len;
         }
     }
 
@@ -68,10 +109,10 @@ impl Roller {
             return;
         };
         let h = mix(h);
-        if self.window.len() == self.k {
-            if let Some((old, _)) = self.window.pop_front() {
-                self.roll = self.roll.wrapping_sub(old.wrapping_mul(self.top));
-            }
+        if self.window.len() == self.k
+            && let Some((old, _)) = self.window.pop_front()
+        {
+            self.roll = self.roll.wrapping_sub(old.wrapping_mul(self.top));
         }
         self.roll = self.roll.wrapping_mul(BASE).wrapping_add(h);
         self.window.push_back((h, s));
@@ -84,7 +125,7 @@ impl Roller {
 
 /// Per-request tracker of runs of shingle hits against one system prompt.
 pub(crate) struct OverlapTracker {
-    shingles: HashSet<u64>,
+    shingles: ShingleSet,
     roller: Roller,
     run: Option<Overlap>,
     seen: usize,
@@ -133,7 +174,7 @@ impl OverlapTracker {
         if k == 0 {
             return None;
         }
-        let mut shingles = HashSet::new();
+        let mut shingles = ShingleSet::default();
         let mut roller = Roller::new(k);
         let mut add = |h, _, _| {
             shingles.insert(h);

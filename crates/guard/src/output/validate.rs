@@ -105,7 +105,7 @@ fn luhn(digits: &[u8]) -> bool {
             if v > 9 { v - 9 } else { v }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn known_iin(d: &[u8]) -> bool {
@@ -173,7 +173,7 @@ pub(crate) fn card(text: &str, s: usize, e: usize) -> Option<Span> {
 
 /// US SSN `AAA-GG-SSSS`: area 000, 666 and 9xx, group 00 and serial 0000 are never issued.
 pub(crate) fn ssn(text: &str, s: usize, e: usize) -> Option<Span> {
-    let c = text[s..e].as_bytes();
+    let c = &text.as_bytes()[s..e];
     let num =
         |r: std::ops::Range<usize>| c[r].iter().fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'));
     let (area, group, serial) = (num(0..3), num(4..6), num(7..11));
