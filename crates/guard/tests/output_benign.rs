@@ -59,3 +59,30 @@ fn benign_corpus_streams_identically() {
     output_common::assert_equivalent(&guard, &ctx, &chunks);
     assert_eq!(guard.scan(&whole, &ctx).text, whole);
 }
+
+/// Every 2-chunk split of every benign line (plus near-miss variants) under a policy that
+/// redacts everything: look-ahead past a match must never see a truncated buffer as "clear".
+#[test]
+fn benign_lines_split_everywhere() {
+    use secureinfer_guard::output::CategoryGroup;
+    let mut p = OutputPolicy::default();
+    for g in [
+        CategoryGroup::Secret,
+        CategoryGroup::Pii,
+        CategoryGroup::Network,
+    ] {
+        p.set_group(g, Action::Redact);
+    }
+    let guard = OutputGuard::new(p).unwrap();
+    let ctx = RequestContext::default();
+    let near_misses = [
+        "SSN 123-45-6789.5 and 123-45-6789/2",
+        "call 212-555-0147,9 or 212-555-0147:1",
+        "card 4111 1111 1111 1111.5 or 4111111111111111,7",
+        "ip 10.0.0.12.7 and 10.0.0.1",
+        "mail a.b@example.com-x and a@b.co",
+    ];
+    for line in lines().chain(near_misses) {
+        output_common::assert_all_two_splits(&guard, &ctx, line);
+    }
+}

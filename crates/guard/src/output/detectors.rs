@@ -9,6 +9,8 @@
 //! run of set characters must end before that run (it cannot cross the non-set character), so it
 //! is fully visible; so is any match starting more than `max_len + MARGIN` bytes before the end.
 //! In prose the trailing run is the last partial word, so hold-back is usually a few bytes.
+//! Validators look past a match only through set characters (a `.` before a digit, say), so each
+//! set also holds the joiners its validator inspects: `,` and `/` for phones, `.` for SSNs.
 
 use super::Category;
 use super::validate::{self as v, Span};
@@ -90,9 +92,10 @@ pub(crate) fn build() -> Result<Vec<Detector>, String> {
     let err = |e: regex::Error| e.to_string();
     let pem_marker =
         |kw: &str| format!(r"-----{kw} (?:[A-Z0-9]{{1,16}} ){{0,3}}PRIVATE KEY(?: BLOCK)?-----");
-    let keyed = format!(r"(?i)(?:(?:{KEYWORDS}){KEY_SEP}|bearer\s{{1,3}})({VALUE}{{16,512}})");
+    let keyed =
+        format!(r"(?:(?i-u:{KEYWORDS}){KEY_SEP}|(?i-u:bearer)\s{{1,3}})({VALUE}{{16,512}})");
     let viable = format!(
-        r"(?i)\A(?:(?:{KEYWORDS})[A-Za-z0-9_.-]{{0,24}}[\x22']?\s{{0,3}}(?:(?:=>?|:=?)\s{{0,3}}[\x22']?{VALUE}{{0,512}})?|bearer\s{{0,3}}{VALUE}{{0,512}})\z"
+        r"\A(?:(?i-u:{KEYWORDS})[A-Za-z0-9_.-]{{0,24}}[\x22']?\s{{0,3}}(?:(?:=>?|:=?)\s{{0,3}}[\x22']?{VALUE}{{0,512}})?|(?i-u:bearer)\s{{0,3}}{VALUE}{{0,512}})\z"
     );
     let keywords = AhoCorasick::builder()
         .ascii_case_insensitive(true)
@@ -158,7 +161,7 @@ pub(crate) fn build() -> Result<Vec<Detector>, String> {
             r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}",
             37,
             v::card,
-            |c| c.is_ascii_digit() || c == ' ' || c == '-',
+            |c| c.is_ascii_digit() || " -.,".contains(c),
         )
         .map_err(err)?,
         plain(
@@ -166,7 +169,7 @@ pub(crate) fn build() -> Result<Vec<Detector>, String> {
             r"(?-u:\b)[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}",
             11,
             v::ssn,
-            |c| c.is_ascii_digit() || c == ' ' || c == '-',
+            |c| c.is_ascii_digit() || " -./".contains(c),
         )
         .map_err(err)?,
         plain(
@@ -182,7 +185,7 @@ pub(crate) fn build() -> Result<Vec<Detector>, String> {
             r"\+[1-9][0-9]{0,3}(?:[ .\-]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,6}|(?:1[ .\-])?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .\-])[2-9][0-9]{2}[ .\-][0-9]{4}",
             48,
             v::phone,
-            |c| c.is_ascii_digit() || " .-()+".contains(c),
+            |c| c.is_ascii_digit() || " .-()+/:,".contains(c),
         )
         .map_err(err)?,
         plain(
