@@ -43,6 +43,10 @@ pub(crate) fn hash_jobs(jobs: &[Job], progress: &dyn Fn(u64, u64)) -> Vec<Result
         .unwrap_or(1)
         .min(jobs.len())
         .max(1);
+    // Largest first, so one big file left for last cannot leave the other
+    // cores idle while it finishes.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(jobs.get(i).map_or(0, |j| j.size_hint)));
     let next = AtomicUsize::new(0);
     let mut results: Vec<Result<Hashed, String>> = (0..jobs.len())
         .map(|_| Err("not hashed".to_owned()))
@@ -53,11 +57,12 @@ pub(crate) fn hash_jobs(jobs: &[Job], progress: &dyn Fn(u64, u64)) -> Vec<Result
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let tx = tx.clone();
-                let next = &next;
+                let (next, order) = (&next, &order);
                 s.spawn(move || {
                     let mut out = Vec::new();
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = order.get(k) else { break };
                         let Some(job) = jobs.get(i) else { break };
                         out.push((i, hash_one(job, &tx)));
                     }

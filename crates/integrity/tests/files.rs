@@ -240,3 +240,18 @@ fn aggregate_definition_known_answer() {
         Some(want.as_str())
     );
 }
+
+#[test]
+fn progress_reaches_the_total() {
+    let d = tempfile::tempdir().unwrap();
+    let root = model_dir(d.path());
+    let last = std::cell::Cell::new((0u64, 0u64));
+    let r = secureinfer_integrity::verify(&opts(path(&root)), &|done, total| {
+        assert!(done <= total);
+        last.set((done, total));
+    });
+    assert!(r.valid);
+    let (done, total) = last.get();
+    assert_eq!(done, total);
+    assert!(total >= 300_000);
+}
