@@ -34,7 +34,17 @@ pub(crate) fn normalize_ignores(root: &Path, ignore: &[PathBuf]) -> Vec<String> 
         .iter()
         .filter_map(|p| {
             let rel = if p.is_absolute() {
-                let real = p.canonicalize().unwrap_or_else(|_| p.clone());
+                // A signature being written does not exist yet: resolve its
+                // directory instead, so /tmp-style symlinks still line up.
+                let real = p.canonicalize().unwrap_or_else(|_| {
+                    match (
+                        p.parent().and_then(|d| d.canonicalize().ok()),
+                        p.file_name(),
+                    ) {
+                        (Some(dir), Some(name)) => dir.join(name),
+                        _ => p.clone(),
+                    }
+                });
                 let base = root_real.as_deref().unwrap_or(root);
                 real.strip_prefix(base).ok()?.to_path_buf()
             } else {

@@ -255,3 +255,17 @@ fn progress_reaches_the_total() {
     assert_eq!(done, total);
     assert!(total >= 300_000);
 }
+
+#[cfg(unix)]
+#[test]
+fn new_signature_inside_a_symlinked_model_path_is_ignored() {
+    let d = tempfile::tempdir().unwrap();
+    let root = model_dir(d.path());
+    let link = d.path().join("link");
+    std::os::unix::fs::symlink(&root, &link).unwrap();
+    let (sk, pk) = keypair(d.path(), Curve::P256, "k");
+    let sig = link.join("model.sig");
+    let out = sign_path(&link, &sk, &sig, &[], &|_, _| {}).unwrap();
+    assert_eq!(out.files, 5, "the signature must not sign itself");
+    assert!(run(&with_sig(&link, &sig, &pk)).valid);
+}
