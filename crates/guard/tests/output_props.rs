@@ -14,6 +14,9 @@ use std::sync::OnceLock;
 const FRAGMENTS: &[&str] = &[
     " ",
     "\n",
+    ",",
+    ".5",
+    "6789.",
     "-",
     ".",
     ":",
@@ -108,11 +111,33 @@ fn guards() -> &'static [OutputGuard; 3] {
     })
 }
 
+/// Whole valid samples, so that edge characters around a real match get exercised.
+const WHOLE: &[&str] = &[
+    "123-45-6789",
+    "212-555-0147",
+    "(212) 555-0147",
+    "+44 20 7946 0958",
+    "4111 1111 1111 1111",
+    "4111111111111111",
+    "DE89 3704 0044 0532 0130 00",
+    "10.0.0.12",
+    "2001:db8::8a2e:370:7334",
+    "jane.doe@example.com",
+    "AKIAIOSFODNN7EXAMPLE",
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "password = q8Z2vR7xL1mN4pK9t",
+];
+const EDGES: &[&str] = &[
+    "", " ", ".", ".5", ",", ",7", "/", "/2", ":", ":1", "-", "-3", "5", "x", "_", "@", "é", "\n",
+];
+
 fn text_strategy() -> impl Strategy<Value = String> {
     let canary_piece = (0usize..26).prop_map(|n| canary()[10..10 + n].to_string());
     let piece = prop_oneof![
         8 => proptest::sample::select(FRAGMENTS).prop_map(str::to_string),
         1 => canary_piece,
+        2 => (proptest::sample::select(EDGES), proptest::sample::select(WHOLE), proptest::sample::select(EDGES))
+            .prop_map(|(a, b, c)| format!("{a}{b}{c}")),
         1 => "\\PC{0,6}",
     ];
     proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
