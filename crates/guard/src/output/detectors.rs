@@ -40,6 +40,7 @@ enum Kind {
         re: Regex,
         validate: Validator,
         charset: fn(char) -> bool,
+        needle: fn(u8) -> bool,
     },
     Keyed {
         re: Regex,
@@ -66,6 +67,20 @@ const KEYWORDS: &str = r"password|passwd|passphrase|pwd|secret|token|api[_-]?key
 const KEY_SEP: &str = r#"[A-Za-z0-9_.-]{0,24}["']?\s{0,3}(?:=>|:=|=|:)\s{0,3}["']?"#;
 const VALUE: &str = r#"[^\s"'`,;<>(){}\[\]]"#;
 
+/// A byte every match of the category contains. Checking the unsettled tail for it costs a few
+/// nanoseconds and spares most regex calls on a streaming push (one call is ~100 ns).
+fn needle(category: Category) -> fn(u8) -> bool {
+    match category {
+        Category::AwsAccessKey => |b| b == b'A',
+        Category::GitHubToken | Category::StripeKey => |b| b == b'_',
+        Category::OpenAiKey | Category::SlackToken => |b| b == b'-',
+        Category::GoogleApiKey => |b| b == b'z',
+        Category::Jwt | Category::IpAddress => |b| b == b'.' || b == b':',
+        Category::Email => |b| b == b'@',
+        _ => |b: u8| b.is_ascii_digit(),
+    }
+}
+
 fn plain(
     category: Category,
     pattern: &str,
@@ -74,6 +89,7 @@ fn plain(
     charset: fn(char) -> bool,
 ) -> Result<Detector, regex::Error> {
     let re = Regex::new(pattern)?;
+    let needle = needle(category);
     Ok(Detector {
         category,
         max_len,
@@ -81,6 +97,7 @@ fn plain(
             re,
             validate,
             charset,
+            needle,
         },
     })
 }
@@ -276,7 +293,15 @@ impl Detector {
         };
         loop {
             let (pos, span) = match &self.kind {
-                Kind::Plain { re, validate, .. } => {
+                Kind::Plain {
+                    re,
+                    validate,
+                    needle,
+                    ..
+                } => {
+                    if !buf.as_bytes()[from..].iter().any(|&b| needle(b)) {
+                        return pending();
+                    }
                     let Some(m) = re.find_at(buf, from) else {
                         return pending();
                     };
@@ -285,7 +310,10 @@ impl Detector {
                     }
                     (m.start(), validate(buf, m.start(), m.end()))
                 }
-                Kind::Keyed { re, .. } => {
+                Kind::Keyed { re, keywords, .. } => {
+                    if !keywords.is_match(&buf[from..]) {
+                        return pending();
+                    }
                     let Some(c) = re.captures_at(buf, from) else {
                         return pending();
                     };
