@@ -83,7 +83,7 @@ pub(crate) fn find_encoded(text: &str, budget: &mut usize, mut found: impl FnMut
             continue;
         }
         scratch.clear();
-        if !nonhex && len >= MIN_HEX && len % 2 == 0 {
+        if !nonhex && len >= MIN_HEX && len.is_multiple_of(2) {
             if decode_hex(run, &mut scratch) {
                 emit(Encoding::Hex, &scratch, budget, &mut found);
             }

@@ -123,6 +123,9 @@ const ROT13_WORDS: &[&str] = &[
     "cnffjbeq",     // password
     "erfgevpgvbaf", // restrictions
     "wnvyoernx",    // jailbreak
+    "sbetrg",       // forget
+    "ehyrf",        // rules
+    "cevag",        // print
 ];
 
 /// Compiled once; cheap to share.
@@ -231,6 +234,12 @@ impl Normalizer {
                 return;
             }
             prev_ascii_letter = c.is_ascii_alphabetic();
+            // Typographic apostrophes would otherwise split "don’t" from "don't".
+            let c = if matches!(c, '\u{2018}' | '\u{2019}' | '\u{02BC}') {
+                '\''
+            } else {
+                c
+            };
             if c.is_ascii() {
                 base.push(c.to_ascii_lowercase());
             } else {

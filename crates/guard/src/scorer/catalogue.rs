@@ -104,6 +104,9 @@ const GAP: &str = r"[^\p{L}\p{N}]*";
 /// count as non-word on both sides, which only makes their patterns a little more eager.
 const ASCII_BOUNDARY: &str = r"(?-u:\b)";
 
+/// Languages written without Latin letters.
+const NON_LATIN: &[&str] = &["ru", "ja", "zh", "uk", "el", "ar", "he", "ko", "hi"];
+
 pub fn factor(name: &str) -> Option<(&'static str, u8)> {
     FACTORS.iter().find(|(n, _)| *n == name).copied()
 }
@@ -146,7 +149,14 @@ pub fn parse(src: &str) -> Result<Catalogue, CatalogueError> {
         if patterns.iter().any(|p: &Pattern| p.id == id) {
             return Err(CatalogueError::Duplicate(id.to_owned()));
         }
-        let re = re.replace(' ', GAP).replace(r"\b", ASCII_BOUNDARY);
+        // Scripts without ASCII letters never sit next to an ASCII boundary, so `\b` is
+        // dropped there rather than silently making the pattern unmatchable.
+        let boundary = if NON_LATIN.contains(&lang) {
+            ""
+        } else {
+            ASCII_BOUNDARY
+        };
+        let re = re.replace(' ', GAP).replace(r"\b", boundary);
         let compiled = RegexBuilder::new(&re)
             .size_limit(32 << 20)
             .dfa_size_limit(8 << 20)

@@ -203,11 +203,11 @@ impl Guard {
                 if off_edge {
                     continue;
                 }
-                if let Some(f) = scan.flags.get_mut(p) {
-                    if !*f {
-                        *f = true;
-                        scan.matches.push(p);
-                    }
+                if let Some(f) = scan.flags.get_mut(p)
+                    && !*f
+                {
+                    *f = true;
+                    scan.matches.push(p);
                 }
             }
         }
