@@ -1,4 +1,6 @@
 //! Helpers shared by the output-guard tests.
+// Tests may unwrap/panic: a failing assertion is the point.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 #![allow(dead_code)]
 
 use secureinfer_guard::output::{Finding, OutputGuard, RequestContext, StreamStep};
