@@ -231,3 +231,29 @@ proptest! {
         assert_equivalent(&guard, &RequestContext::default(), &chunks);
     }
 }
+
+#[test]
+fn validators_reject_near_misses() {
+    let guard = redact_all();
+    let ctx = RequestContext::default();
+    for text in [
+        "visa-like 4111 1111 1111 1112 fails Luhn",
+        "luhn-valid but unknown issuer 9111111111111110",
+        "mixed separators 4111-1111 1111-1111",
+        "IBAN with bad check digits DE88 3704 0044 0532 0130 00",
+        "IBAN of unknown country ZZ89 3704 0044 0532 0130 00",
+        "SSN rules 000-12-3456 666-12-3456 912-12-3456 123-00-4567 123-45-0000 123-45 6789",
+        "NANP 123-555-0147 and 212-155-0147 have invalid area or exchange codes",
+        "bare digits 2125550147 are not a phone number",
+        "version 1.2.3.4.5 and 300.1.1.1 are not addresses",
+        "eyJub3RhIjoiand0In0.eyJzdWIiOiIxIn0.c2ln has no alg in its header",
+        "password = aaaaaaaaaaaaaaaa1 has too little entropy",
+        "token = process.env.GITHUB_TOKEN_VALUE is a reference",
+        "AKIAIOSFODNN7EXAMPLEX is too long for an access key id",
+        "sk-this-is-not-a-real-key-at-all has no digits",
+    ] {
+        let r = guard.scan(text, &ctx);
+        assert!(r.findings.is_empty(), "{text:?} -> {:?}", r.findings);
+        assert_all_two_splits(&guard, &ctx, text);
+    }
+}
