@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p secureinfer-guard --example eval -- [--warn 50] [--block 80] \
-//!     [--show-fp] [--show-fn N] FILE.jsonl...
+//!     [--show-fp] [--show-fn N] [--prefilter] FILE.jsonl...
 //! ```
 //!
 //! Each line: `{"text": "...", "label": 0|1, "source": "..."}` (`source` optional).
@@ -25,7 +25,7 @@ struct Row {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut t = Thresholds::default();
-    let (mut show_fp, mut show_fn) = (false, 0usize);
+    let (mut show_fp, mut show_fn, mut prefilter) = (false, 0usize, false);
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -33,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--warn" => t.warn = args.next().ok_or("--warn needs a value")?.parse()?,
             "--block" => t.block = args.next().ok_or("--block needs a value")?.parse()?,
             "--show-fp" => show_fp = true,
+            "--prefilter" => prefilter = true,
             "--show-fn" => show_fn = args.next().ok_or("--show-fn needs a value")?.parse()?,
             _ => files.push(a),
         }
@@ -79,6 +80,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let elapsed = start.elapsed();
+    if prefilter {
+        // How often each pattern's regex had to run: anchors that fire on most rows cost
+        // speed without adding precision.
+        let mut fired: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &rows {
+            for id in guard.prefilter_hits(&r.text) {
+                *fired.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+        let mut v: Vec<_> = fired.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1));
+        println!("regex runs per pattern (top 25 of {}):", v.len());
+        for (id, n) in v.iter().take(25) {
+            println!("  {n:>6}  {id}");
+        }
+    }
     let all: Vec<(u8, bool)> = rows.iter().map(|r| (r.score, r.attack)).collect();
     println!(
         "{} rows, {:.1} MB scored in {:.2?} ({:.1} µs/row); thresholds warn={} block={}",

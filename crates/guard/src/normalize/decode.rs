@@ -68,14 +68,19 @@ pub(crate) fn find_encoded(text: &str, budget: &mut usize, mut found: impl FnMut
             continue;
         }
         let start = i;
-        let (mut upper, mut lower, mut digit, mut nonhex) = (false, false, false, false);
         while i < n && is_b64(b[i]) {
-            let x = b[i];
+            i += 1;
+        }
+        // Most runs are ordinary words: skip them before looking at their letters.
+        if i - start < MIN_B64.min(MIN_HEX) {
+            continue;
+        }
+        let (mut upper, mut lower, mut digit, mut nonhex) = (false, false, false, false);
+        for &x in &b[start..i] {
             upper |= x.is_ascii_uppercase();
             lower |= x.is_ascii_lowercase();
             digit |= x.is_ascii_digit();
             nonhex |= !x.is_ascii_hexdigit();
-            i += 1;
         }
         let run = &b[start..i];
         let len = run.len();

@@ -11,9 +11,9 @@
 //! possibly empty", so one pattern also matches `ignore-previous` and `ignoreprevious`.
 //! The regex is the rest of the line and may itself contain `|`.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
-use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Hir, HirKind, Literal};
 use thiserror::Error;
 
 /// Factor names and their default points (the weights from the original design).
@@ -55,44 +55,73 @@ pub struct Catalogue {
     /// Literal prefixes every match of a pattern must start with, all patterns in one
     /// automaton: one pass over the text tells which regexes are worth running.
     pub anchors: AhoCorasick,
-    /// For each anchor, the pattern it belongs to and its word-edge rule.
-    pub anchor_owner: Vec<(usize, Edge)>,
+    /// For each anchor, the pattern it belongs to.
+    pub anchor_owner: Vec<usize>,
     /// Patterns without a usable literal prefix; they run on every view.
     pub always: Vec<usize>,
 }
 
 /// Anchors shorter than this would fire on almost any text.
-const MIN_ANCHOR: usize = 2;
+const MIN_ANCHOR: usize = 3;
 
-/// Where an anchor literal sits in a match, and whether it must sit on a word edge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Edge {
-    /// Anchor starts the match and the regex starts with `\b`: the byte before it must
-    /// not be a letter or digit.
-    Start,
-    /// Anchor ends the match and the regex ends with `\b`.
-    End,
-    Free,
+/// Literals one of which every match of `re` must contain, chosen to be as long as
+/// possible: the scorer runs a pattern's regex only when one of its anchors occurs, so
+/// long, specific anchors keep ordinary prose from waking up most of the catalogue.
+fn anchors_for(re: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new().build().parse(re).ok()?;
+    let lits = required(&hir, 0)?;
+    let min = lits.iter().map(Vec::len).min()?;
+    (min >= MIN_ANCHOR).then_some(lits)
 }
 
-/// Literals that every match of `re` must begin (or end) with, whichever side gives the
-/// longer shortest literal, or None if neither side can be bounded. Longer anchors fire
-/// less often, so fewer regexes run on ordinary text.
-fn anchors_for(re: &str, starts_b: bool, ends_b: bool) -> Option<(Vec<Vec<u8>>, Edge)> {
-    let hir = regex_syntax::ParserBuilder::new().build().parse(re).ok()?;
-    let side = |kind: ExtractKind| -> Option<(Vec<Vec<u8>>, usize)> {
-        let seq = Extractor::new().kind(kind).extract(&hir);
-        let lits = seq.literals()?;
-        let min = lits.iter().map(|l| l.as_bytes().len()).min()?;
-        (min >= MIN_ANCHOR).then(|| (lits.iter().map(|l| l.as_bytes().to_vec()).collect(), min))
-    };
-    match (side(ExtractKind::Prefix), side(ExtractKind::Suffix)) {
-        (Some((_, pm)), Some((s, sm))) if sm > pm => {
-            Some((s, if ends_b { Edge::End } else { Edge::Free }))
+/// Alternatives beyond this make the anchor automaton large for little gain.
+const MAX_ANCHORS_PER_PATTERN: usize = 400;
+
+/// Words so frequent in prose that anchoring on them would run the regex on almost
+/// every text.
+const COMMON: &[&str] = &[
+    "the", "and", "you", "your", "that", "with", "who", "which", "what", "this", "not", "never",
+    "from", "all", "any", "are", "was", "were", "can", "will", "for", "have", "say", "use", "tell",
+    "give", "show", "text", "data", "file", "input", "other", "more",
+];
+
+/// How selective a literal is as an anchor: its length, capped, and 1 for common words.
+fn rarity(lit: &[u8]) -> usize {
+    let trimmed = lit.trim_ascii();
+    if COMMON.iter().any(|w| w.as_bytes() == trimmed) {
+        1
+    } else {
+        lit.len().min(8)
+    }
+}
+
+/// A set of literals such that every match of `hir` contains at least one of them.
+fn required(hir: &Hir, depth: usize) -> Option<Vec<Vec<u8>>> {
+    if depth > 64 {
+        return None;
+    }
+    match hir.kind() {
+        HirKind::Literal(Literal(bytes)) => Some(vec![bytes.to_vec()]),
+        HirKind::Capture(c) => required(&c.sub, depth + 1),
+        HirKind::Repetition(r) if r.min >= 1 => required(&r.sub, depth + 1),
+        HirKind::Alternation(branches) => {
+            let mut all = Vec::new();
+            for b in branches {
+                all.extend(required(b, depth + 1)?);
+                if all.len() > MAX_ANCHORS_PER_PATTERN {
+                    return None;
+                }
+            }
+            Some(all)
         }
-        (Some((p, _)), _) => Some((p, if starts_b { Edge::Start } else { Edge::Free })),
-        (None, Some((s, _))) => Some((s, if ends_b { Edge::End } else { Edge::Free })),
-        (None, None) => None,
+        HirKind::Concat(parts) => parts
+            .iter()
+            .filter_map(|p| required(p, depth + 1))
+            .max_by_key(|lits| {
+                let min = lits.iter().map(|l| rarity(l)).min().unwrap_or(0);
+                (min, std::cmp::Reverse(lits.len()))
+            }),
+        _ => None,
     }
 }
 
@@ -162,15 +191,11 @@ pub fn parse(src: &str) -> Result<Catalogue, CatalogueError> {
             .dfa_size_limit(8 << 20)
             .build()
             .map_err(|e| err(&e.to_string()))?;
-        match anchors_for(
-            &re,
-            re.starts_with(ASCII_BOUNDARY),
-            re.ends_with(ASCII_BOUNDARY),
-        ) {
-            Some((lits, edge)) => {
+        match anchors_for(&re) {
+            Some(lits) => {
                 for l in lits {
                     anchor_lits.push(l);
-                    anchor_owner.push((regexes.len(), edge));
+                    anchor_owner.push(regexes.len());
                 }
             }
             None => always.push(regexes.len()),
@@ -185,6 +210,9 @@ pub fn parse(src: &str) -> Result<Catalogue, CatalogueError> {
     }
     let anchors = AhoCorasickBuilder::new()
         .match_kind(MatchKind::Standard)
+        // Overlapping search cannot use the literal prefilter, so a full DFA (a few MB,
+        // built once) is the fastest way to walk every byte.
+        .kind(Some(AhoCorasickKind::DFA))
         .build(&anchor_lits)
         .map_err(|e| CatalogueError::Compile(e.to_string()))?;
     Ok(Catalogue {

@@ -11,7 +11,6 @@ mod catalogue;
 mod types;
 
 use crate::normalize::{Normalized, Normalizer, ObfuscationStats, ViewKind};
-use catalogue::Edge;
 pub use catalogue::{CatalogueError, FACTORS};
 pub use types::{Assessment, ChatMessage, Decision, GuardConfig, Reason, Role, Thresholds};
 
@@ -183,32 +182,38 @@ impl Guard {
         }
     }
 
+    /// Ids of the patterns whose anchor fires on `text` (lowercased as-is, no other
+    /// normalisation): a tuning aid for finding anchors that fire on ordinary prose.
+    pub fn prefilter_hits(&self, text: &str) -> Vec<&str> {
+        let mut scan = Scan {
+            seen: Vec::new(),
+            stats: ObfuscationStats::default(),
+            budget: 0,
+            tag_text: 0,
+            bufs: Vec::new(),
+            matches: Vec::new(),
+            flags: Vec::new(),
+        };
+        self.candidates(&text.to_lowercase(), &mut scan);
+        let ids = scan
+            .matches
+            .iter()
+            .filter_map(|&i| self.cat.patterns.get(i));
+        ids.map(|p| p.id.as_str()).collect()
+    }
+
     /// Patterns whose anchor literal occurs in `view` (plus anchor-less ones), deduplicated.
     fn candidates(&self, view: &str, scan: &mut Scan) {
         scan.matches.clear();
         scan.flags.clear();
         scan.flags.resize(self.cat.regexes.len(), false);
         for m in self.cat.anchors.find_overlapping_iter(view) {
-            if let Some(&(p, edge)) = self.cat.anchor_owner.get(m.pattern().as_usize()) {
-                let bytes = view.as_bytes();
-                let word = |i: Option<usize>| {
-                    i.and_then(|i| bytes.get(i))
-                        .is_some_and(|b| b.is_ascii_alphanumeric())
-                };
-                let off_edge = match edge {
-                    Edge::Start => word(m.start().checked_sub(1)),
-                    Edge::End => word(Some(m.end())),
-                    Edge::Free => false,
-                };
-                if off_edge {
-                    continue;
-                }
-                if let Some(f) = scan.flags.get_mut(p)
-                    && !*f
-                {
-                    *f = true;
-                    scan.matches.push(p);
-                }
+            if let Some(&p) = self.cat.anchor_owner.get(m.pattern().as_usize())
+                && let Some(f) = scan.flags.get_mut(p)
+                && !*f
+            {
+                *f = true;
+                scan.matches.push(p);
             }
         }
         scan.matches.extend(self.cat.always.iter().copied());
