@@ -90,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let mut v: Vec<_> = fired.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|e| std::cmp::Reverse(e.1));
         println!("regex runs per pattern (top 25 of {}):", v.len());
         for (id, n) in v.iter().take(25) {
             println!("  {n:>6}  {id}");
