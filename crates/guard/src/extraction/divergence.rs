@@ -1,0 +1,87 @@
+//! Output divergence: a response that repeats one word for a long run and then drifts into
+//! unrelated text. This is how the "repeat X forever" attack makes aligned models emit
+//! memorised training data (Nasr et al. 2023).
+
+use serde::Serialize;
+
+/// Repeats of one word that count as a run.
+pub const MIN_RUN: usize = 50;
+/// Words after the run needed to call it a change of subject rather than a truncated loop.
+pub const MIN_TAIL_WORDS: usize = 20;
+const MIN_TAIL_DISTINCT: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DivergenceFinding {
+    /// The repeated word, lower-cased (at most 64 bytes kept).
+    pub word: String,
+    pub repeats: usize,
+    /// Byte offset in the response where the repetition stops.
+    pub diverges_at: usize,
+    pub tail_words: usize,
+}
+
+/// Finds the longest alphabetic word run of at least [`MIN_RUN`] followed by at least
+/// [`MIN_TAIL_WORDS`] words of varied text. Numbers and symbols never form a run, so zero-filled
+/// arrays and repeated code lines are not reported. Linear time, no allocation unless found.
+pub fn output_divergence(text: &str) -> Option<DivergenceFinding> {
+    let mut best: Option<(usize, usize, usize)> = None; // (start, len, end_offset)
+    let mut run_word: Option<&str> = None;
+    let mut run_len = 0usize;
+    let mut run_start = 0usize;
+    let mut last_end = 0usize;
+    for (offset, word) in words(text) {
+        let alpha = word.chars().all(char::is_alphabetic);
+        if alpha && run_word.is_some_and(|w| same_word(w, word)) {
+            run_len += 1;
+        } else {
+            if run_len >= MIN_RUN && best.is_none_or(|(_, l, _)| run_len > l) {
+                best = Some((run_start, run_len, last_end));
+            }
+            run_word = alpha.then_some(word);
+            run_len = usize::from(alpha);
+            run_start = offset;
+        }
+        last_end = offset + word.len();
+    }
+    let (start, repeats, end) = best?;
+    let tail = text.get(end..)?;
+    let mut tail_words = 0usize;
+    let mut distinct: Vec<&str> = Vec::with_capacity(MIN_TAIL_DISTINCT);
+    for (_, w) in words(tail) {
+        tail_words += 1;
+        if distinct.len() < MIN_TAIL_DISTINCT && !distinct.iter().any(|d| same_word(d, w)) {
+            distinct.push(w);
+        }
+    }
+    if tail_words < MIN_TAIL_WORDS || distinct.len() < MIN_TAIL_DISTINCT {
+        return None;
+    }
+    let first = words(text.get(start..)?).next().map(|(_, w)| w)?;
+    let mut word: String = first.to_lowercase();
+    if word.len() > 64 {
+        let cut = (0..=64)
+            .rev()
+            .find(|i| word.is_char_boundary(*i))
+            .unwrap_or(0);
+        word.truncate(cut);
+    }
+    Some(DivergenceFinding {
+        word,
+        repeats,
+        diverges_at: end,
+        tail_words,
+    })
+}
+
+fn same_word(a: &str, b: &str) -> bool {
+    a == b
+        || (a.len() == b.len() && a.eq_ignore_ascii_case(b))
+        || (!a.is_ascii() && a.to_lowercase() == b.to_lowercase())
+}
+
+fn words(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let base = text.as_ptr() as usize;
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(move |w| (w.as_ptr() as usize - base, w))
+}
