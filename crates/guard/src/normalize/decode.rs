@@ -158,10 +158,14 @@ fn find_hex_escapes(text: &str, budget: &mut usize, found: &mut impl FnMut(Encod
     let mut i = 0usize;
     while i + 3 < b.len() && *budget > 0 {
         let prefixed = (b[i] == b'\\' || b[i] == b'0') && (b[i + 1] == b'x' || b[i + 1] == b'X');
-        let spaced = b[i].is_ascii_hexdigit()
-            && b[i + 1].is_ascii_hexdigit()
-            && b[i + 2] == b' '
-            && (i == 0 || !b[i - 1].is_ascii_alphanumeric());
+        // Space-separated pairs: look two pairs ahead before committing, since English
+        // is full of hex-looking two-letter words ("be", "ad").
+        let pair = |k: usize| {
+            b.get(k).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(k + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(k + 2).is_none_or(|&x| x == b' ')
+        };
+        let spaced = (i == 0 || b[i - 1] == b' ') && pair(i) && pair(i + 3) && pair(i + 6);
         if !prefixed && !spaced {
             i += 1;
             continue;

@@ -136,9 +136,10 @@ pub struct Normalizer {
 
 impl Normalizer {
     pub fn new() -> Result<Self, aho_corasick::BuildError> {
-        Ok(Normalizer {
-            rot13_words: AhoCorasick::new(ROT13_WORDS)?,
-        })
+        let rot13_words = AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(ROT13_WORDS)?;
+        Ok(Normalizer { rot13_words })
     }
 
     /// Normalises `text` into `out`. `budget` caps the bytes of decoded payload produced
@@ -202,7 +203,8 @@ impl Normalizer {
         base.reserve(text.len());
         if text.is_ascii() {
             // ASCII is already NFKC and holds nothing invisible except control bytes.
-            base.extend(text.bytes().map(|b| b.to_ascii_lowercase() as char));
+            base.push_str(text);
+            base.make_ascii_lowercase();
             return;
         }
         let stripped = &mut out.stripped;

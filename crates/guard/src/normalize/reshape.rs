@@ -68,6 +68,8 @@ pub(crate) fn collapse_separators(text: &str, out: &mut String) -> u32 {
     runs
 }
 
+const MAX_LEET_TOKEN: usize = 24;
+
 /// Folds leetspeak inside tokens that mix letters with digits/symbols, so `1gn0r3`
 /// becomes `ignore` while `2024` and `$5` stay as they are. Returns folded token count;
 /// `out` is left empty when nothing changed.
@@ -94,7 +96,8 @@ pub(crate) fn fold_leet(text: &str, one: u8, out: &mut String) -> u32 {
             }
             i += 1;
         }
-        if letters > 0 && leets > 0 {
+        // Long alphanumeric runs are ids, hashes or base64, not disguised words.
+        if letters > 0 && leets > 0 && i - start <= MAX_LEET_TOKEN {
             out.push_str(text.get(copied..start).unwrap_or(""));
             for &x in &b[start..i] {
                 out.push(leet(x, one).unwrap_or(x) as char);

@@ -154,8 +154,12 @@ impl Guard {
             .run(text, depth < MAX_DEPTH, &mut scan.budget, &mut norm);
         for (kind, view) in norm.views() {
             self.candidates(view, scan);
-            scan.matches
-                .retain(|&i| self.cat.regexes.get(i).is_some_and(|r| r.is_match(view)));
+            let seen = &scan.seen;
+            // A pattern already seen in a plain view cannot change its verdict.
+            scan.matches.retain(|&i| {
+                seen.get(i) != Some(&PLAIN)
+                    && self.cat.regexes.get(i).is_some_and(|r| r.is_match(view))
+            });
             let mark = if hidden || kind != ViewKind::Base {
                 HIDDEN
             } else {
