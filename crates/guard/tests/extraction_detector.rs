@@ -339,3 +339,30 @@ fn assessment_serializes() {
     assert_eq!(json["status"], "normal");
     assert!(json["signals"].as_array().is_some_and(|s| s.len() == 8));
 }
+
+#[test]
+fn minhash_estimates_track_jaccard() {
+    let d = det();
+    let est = |a: &str, b: &str| {
+        estimate_similarity(
+            &d.features(a, true).signature,
+            &d.features(b, true).signature,
+        )
+    };
+    // Word sets share 7 of 9 words.
+    let s = est(
+        "the quick brown fox jumps over the lazy dog",
+        "the quick brown fox jumped over the lazy dog",
+    );
+    assert!((s - 7.0 / 9.0).abs() < 0.1, "{s}");
+    let s = est(
+        "alpha beta gamma delta epsilon zeta",
+        "one two three four five six",
+    );
+    assert!(s < 0.1, "{s}");
+    let s = est(
+        "one two three four five six seven eight nine ten",
+        "one two three four five six seven eight nine ten",
+    );
+    assert_eq!(s, 1.0);
+}

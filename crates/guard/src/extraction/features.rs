@@ -1,7 +1,7 @@
 //! Per-query features: one linear pass over the prompt produces the MinHash signature and its
 //! LSH band keys, the masked template fingerprint, the wrapper fingerprint and probe hits.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 
 use super::config::{ExtractionConfig, LshParams, NUM_HASHES};
 use super::hashing::{Fnv, SplitMix64, mix64};
@@ -46,7 +46,8 @@ pub struct QueryFeatures {
 pub struct ExtractionDetector {
     pub(crate) cfg: ExtractionConfig,
     pub(crate) lsh: LshParams,
-    mul: [u64; NUM_HASHES],
+    mul_lo: [u32; NUM_HASHES],
+    mul_hi: [u32; NUM_HASHES],
     add: [u64; NUM_HASHES],
     band_seed: u64,
     probes: ProbeMatcher,
@@ -56,18 +57,22 @@ impl ExtractionDetector {
     pub fn new(cfg: ExtractionConfig) -> Self {
         let lsh = LshParams::for_threshold(cfg.similarity_threshold);
         let mut rng = SplitMix64(cfg.hash_seed);
-        let mut mul = [0u64; NUM_HASHES];
+        let mut mul_lo = [0u32; NUM_HASHES];
+        let mut mul_hi = [0u32; NUM_HASHES];
         let mut add = [0u64; NUM_HASHES];
-        for (m, a) in mul.iter_mut().zip(add.iter_mut()) {
-            // Odd multipliers keep multiply-add-shift a bijection on the low word.
-            *m = rng.next_u64() | 1;
+        for ((lo, hi), a) in mul_lo.iter_mut().zip(mul_hi.iter_mut()).zip(add.iter_mut()) {
+            // Odd 64-bit multipliers, as multiply-shift hashing requires.
+            let m = rng.next_u64() | 1;
+            *lo = m as u32;
+            *hi = (m >> 32) as u32;
             *a = rng.next_u64();
         }
         let band_seed = rng.next_u64();
         Self {
             cfg,
             lsh,
-            mul,
+            mul_lo,
+            mul_hi,
             add,
             band_seed,
             probes: ProbeMatcher::new(),
@@ -85,8 +90,19 @@ impl ExtractionDetector {
     /// Extracts the features of one prompt. Linear in its length; allocates only the band key
     /// vector (and whatever the regex engine caches per thread).
     pub fn features(&self, prompt: &str, single_turn: bool) -> QueryFeatures {
+        // NFKC is the identity on most prompts (all ASCII ones); skip its cost when the quick
+        // check can prove that.
+        let st = if is_nfkc_quick(prompt.chars()) == IsNormalized::Yes {
+            self.scan(prompt.chars())
+        } else {
+            self.scan(prompt.chars().nfkc())
+        };
+        st.finish(self, self.probes.scan(prompt), single_turn)
+    }
+
+    fn scan(&self, chars: impl Iterator<Item = char>) -> Scan<'_> {
         let mut st = Scan::new(self, self.cfg.shingle_words.clamp(1, MAX_SHINGLE_WORDS));
-        let mut chars = prompt.chars().nfkc().peekable();
+        let mut chars = chars.peekable();
         let mut quote_close: Option<char> = None;
         let mut prev: char = ' ';
         while let Some(c) = chars.next() {
@@ -130,13 +146,24 @@ impl ExtractionDetector {
             prev = c;
         }
         st.end_word(quote_close.is_some());
-        st.finish(self, self.probes.scan(prompt), single_turn)
+        st
     }
 
     #[inline]
     fn minhash_update(&self, mins: &mut [u32; NUM_HASHES], h: u64) {
-        for ((m, a), b) in mins.iter_mut().zip(self.mul.iter()).zip(self.add.iter()) {
-            let v = (a.wrapping_mul(h).wrapping_add(*b) >> 32) as u32;
+        // Multiply-add-shift, (a*x + b) mod 2^64 >> 32, for a 32-bit key x (the folded shingle
+        // hash) written as two 32x32->64 widening multiplies: those vectorise on baseline
+        // x86-64, a full 64-bit multiply does not. The high half of `a` must stay: without it
+        // the hash is monotone in x and every function would pick the same minimum.
+        let x = u64::from(h as u32 ^ (h >> 32) as u32);
+        let lanes = mins
+            .iter_mut()
+            .zip(self.mul_lo.iter())
+            .zip(self.mul_hi.iter())
+            .zip(self.add.iter());
+        for (((m, lo), hi), b) in lanes {
+            let ax = (u64::from(*lo) * x).wrapping_add((u64::from(*hi) * x) << 32);
+            let v = (ax.wrapping_add(*b) >> 32) as u32;
             *m = (*m).min(v);
         }
     }
