@@ -366,3 +366,12 @@ fn minhash_estimates_track_jaccard() {
     );
     assert_eq!(s, 1.0);
 }
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<ExtractionDetector>();
+    check::<TenantWindow>();
+    check::<QueryFeatures>();
+    check::<ExtractionAssessment>();
+}

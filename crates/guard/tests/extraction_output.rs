@@ -40,3 +40,9 @@ fn no_finding_on_normal_text_or_code() {
     let code = "for i in 0..10 {\n    println!(\"{i}\");\n}\n".repeat(40);
     assert!(output_divergence(&format!("{code}{TAIL}")).is_none());
 }
+
+#[test]
+fn non_ascii_runs_fold_case() {
+    let text = format!("{} {}", "Ärger ärger ÄRGER ".repeat(20), TAIL);
+    assert!(output_divergence(&text).is_some_and(|f| f.word == "ärger" && f.repeats == 60));
+}

@@ -76,7 +76,10 @@ pub fn output_divergence(text: &str) -> Option<DivergenceFinding> {
 fn same_word(a: &str, b: &str) -> bool {
     a == b
         || (a.len() == b.len() && a.eq_ignore_ascii_case(b))
-        || (!a.is_ascii() && a.to_lowercase() == b.to_lowercase())
+        || (!a.is_ascii()
+            && a.chars()
+                .flat_map(char::to_lowercase)
+                .eq(b.chars().flat_map(char::to_lowercase)))
 }
 
 fn words(text: &str) -> impl Iterator<Item = (usize, &str)> {
