@@ -1,1 +1,39 @@
-fn main() {}
+//! The `secureinfer` binary: parse the command line, run it. Logic lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use secureinfer::cli::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    // `.env` fills only variables the environment does not already set.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("secureinfer: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => {
+                let config = cli::config_from(&args)?;
+                secureinfer::telemetry::init(&config);
+                secureinfer::server::serve(config).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::Tenant { action, database_url } => cli::tenant(action, database_url).await,
+            Command::MockUpstream { host, port, model, latency, token_delay } => {
+                secureinfer::mock_server::run(&host, port, model, &latency, &token_delay).await
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("secureinfer: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The router: public routes (`/health`) and authenticated `/v1` routes, wrapped in the
+//! request-id and access-log layer.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::SecretString;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::store::Store;
+use crate::upstream::Upstream;
+use crate::{auth, request_log, routes};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub upstream: Arc<dyn Upstream>,
+    /// The admin key in force (configured, or generated for a development run).
+    pub admin_key: Option<Arc<SecretString>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/chat/completions", post(routes::chat::chat_completions))
+        .route("/models", get(routes::models::list))
+        .route("/models/{model}", get(routes::models::get_one))
+        .route("/tenants", post(routes::tenants::create).get(routes::tenants::list))
+        .route("/tenants/{id}", get(routes::tenants::get_one))
+        .route("/tenants/{id}/rotate-key", post(routes::tenants::rotate_key))
+        .route("/tenants/{id}/revoke", post(routes::tenants::revoke))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+
+    Router::new()
+        .route("/health", get(routes::health::health))
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_log::request_log))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> Response {
+    let mut resp = ApiError::bad_request("method not allowed on this route", None).into_response();
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp
+}

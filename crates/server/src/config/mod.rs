@@ -1,0 +1,106 @@
+//! Gateway configuration: parsed once at start-up from flags, the environment and `.env`.
+//!
+//! Parsing is a pure function over a key lookup, so tests hand it a map instead of mutating
+//! the process environment. Every error names the variable and what it accepts.
+
+mod parse;
+mod settings;
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use parse::ConfigError;
+pub use settings::SettingArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamKind {
+    Ollama,
+    OpenAi,
+    Mock,
+}
+
+impl UpstreamKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamKind::Ollama => "ollama",
+            UpstreamKind::OpenAi => "openai",
+            UpstreamKind::Mock => "mock",
+        }
+    }
+}
+
+/// Which models clients may name in `model`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedModels {
+    Any,
+    List(Vec<String>),
+}
+
+impl AllowedModels {
+    pub fn permits(&self, model: &str) -> bool {
+        match self {
+            AllowedModels::Any => true,
+            AllowedModels::List(list) => list.iter().any(|m| m == model),
+        }
+    }
+}
+
+/// Request limits enforced before anything reaches the model.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_messages: usize,
+    pub max_prompt_chars: usize,
+    pub max_tokens_cap: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct MockSettings {
+    pub latency: Duration,
+    pub token_delay: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub host: String,
+    pub port: u16,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub database_url: String,
+    pub upstream: UpstreamKind,
+    pub upstream_url: String,
+    pub upstream_api_key: Option<SecretString>,
+    pub upstream_timeout: Duration,
+    pub model_name: String,
+    pub allowed_models: AllowedModels,
+    /// `None` in development means "generate one at start-up and print it once".
+    pub admin_api_key: Option<SecretString>,
+    pub limits: Limits,
+    pub shutdown_timeout: Duration,
+    pub mock: MockSettings,
+}
+
+impl Config {
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// Parses the configuration from any key lookup (flags + environment in `main`, a map in tests).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        parse::parse(lookup)
+    }
+}

@@ -1,0 +1,218 @@
+//! Turning raw strings into a validated [`Config`].
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::{
+    AllowedModels, Config, Environment, Limits, LogFormat, MockSettings, UpstreamKind,
+};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {var}={value:?}: expected {expected}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub expected: String,
+}
+
+fn invalid(var: &'static str, value: &str, expected: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        value: value.to_string(),
+        expected: expected.into(),
+    }
+}
+
+/// Reads a variable, treating an empty value like an unset one (as `.env` files often leave them).
+fn get(lookup: &dyn Fn(&str) -> Option<String>, var: &str) -> Option<String> {
+    lookup(var)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn choice<T: Copy>(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    options: &[(&str, T)],
+    default: T,
+) -> Result<T, ConfigError> {
+    let Some(raw) = get(lookup, var) else {
+        return Ok(default);
+    };
+    options
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&raw))
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            invalid(var, &raw, format!("one of {}", names.join(", ")))
+        })
+}
+
+fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    let Some(raw) = get(lookup, var) else {
+        return Ok(default);
+    };
+    match raw.parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(invalid(var, &raw, format!("a whole number from {min} to {max}"))),
+    }
+}
+
+fn duration(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(raw) = get(lookup, var) else {
+        return Ok(default);
+    };
+    humantime::parse_duration(&raw)
+        .map_err(|_| invalid(var, &raw, "a duration such as 500ms, 30s, 5m or 1h"))
+}
+
+fn url(var: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let parsed = reqwest::Url::parse(raw)
+        .map_err(|_| invalid(var, raw, "an http:// or https:// URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(invalid(var, raw, "an http:// or https:// URL"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+/// Accepts the seed's plain path (`./data/secureinfer.db`) as well as `sqlite:` and `postgres:` URLs.
+fn database_url(raw: Option<String>) -> Result<String, ConfigError> {
+    let raw = raw.unwrap_or_else(|| "sqlite://./data/secureinfer.db".to_string());
+    if raw.starts_with("sqlite:") || raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        return Ok(raw);
+    }
+    if raw.contains("://") {
+        return Err(invalid(
+            "DATABASE_URL",
+            &raw,
+            "sqlite://<path>, sqlite::memory:, postgres://… or a plain file path",
+        ));
+    }
+    Ok(format!("sqlite://{raw}"))
+}
+
+pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let environment = choice(
+        lookup,
+        "SECUREINFER_ENV",
+        &[
+            ("development", Environment::Development),
+            ("production", Environment::Production),
+        ],
+        Environment::Development,
+    )?;
+    let production = environment == Environment::Production;
+
+    let log_level = get(lookup, "LOG_LEVEL").unwrap_or_else(|| "info".to_string());
+    if !["trace", "debug", "info", "warn", "error"].contains(&log_level.to_ascii_lowercase().as_str()) {
+        return Err(invalid("LOG_LEVEL", &log_level, "one of trace, debug, info, warn, error"));
+    }
+    let log_format = choice(
+        lookup,
+        "LOG_FORMAT",
+        &[("json", LogFormat::Json), ("pretty", LogFormat::Pretty)],
+        if production { LogFormat::Json } else { LogFormat::Pretty },
+    )?;
+
+    let upstream = choice(
+        lookup,
+        "UPSTREAM",
+        &[
+            ("ollama", UpstreamKind::Ollama),
+            ("openai", UpstreamKind::OpenAi),
+            ("mock", UpstreamKind::Mock),
+        ],
+        UpstreamKind::Ollama,
+    )?;
+    let ollama_url = match get(lookup, "OLLAMA_URL") {
+        Some(raw) => url("OLLAMA_URL", &raw)?,
+        None => "http://localhost:11434".to_string(),
+    };
+    let upstream_url = match (get(lookup, "UPSTREAM_URL"), upstream) {
+        (Some(raw), _) => url("UPSTREAM_URL", &raw)?,
+        (None, UpstreamKind::Ollama) => ollama_url,
+        (None, UpstreamKind::Mock) => String::new(),
+        (None, UpstreamKind::OpenAi) => {
+            return Err(invalid(
+                "UPSTREAM_URL",
+                "",
+                "the base URL of the OpenAI-compatible server (required when UPSTREAM=openai)",
+            ));
+        }
+    };
+
+    let model_name = get(lookup, "MODEL_NAME").unwrap_or_else(|| match upstream {
+        UpstreamKind::Mock => "secureinfer-mock".to_string(),
+        _ => "phi3.5:3.8b-mini-instruct-q4_K_M".to_string(),
+    });
+    let allowed_models = match get(lookup, "ALLOWED_MODELS") {
+        Some(raw) if raw == "*" => AllowedModels::Any,
+        Some(raw) => {
+            let list: Vec<String> = raw
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            if list.is_empty() {
+                return Err(invalid("ALLOWED_MODELS", &raw, "a comma-separated list of model names, or *"));
+            }
+            AllowedModels::List(list)
+        }
+        None => AllowedModels::List(vec![model_name.clone()]),
+    };
+
+    let admin_api_key = match get(lookup, "ADMIN_API_KEY") {
+        Some(key) if key.len() >= 32 => Some(SecretString::from(key)),
+        Some(_) => {
+            // The value itself is a secret: never echo it in the error.
+            return Err(invalid("ADMIN_API_KEY", "<hidden>", "at least 32 characters"));
+        }
+        None if production => {
+            return Err(invalid(
+                "ADMIN_API_KEY",
+                "",
+                "a key of at least 32 characters (required when SECUREINFER_ENV=production)",
+            ));
+        }
+        None => None,
+    };
+
+    Ok(Config {
+        environment,
+        host: get(lookup, "API_HOST").unwrap_or_else(|| "0.0.0.0".to_string()),
+        port: number(lookup, "API_PORT", 8000u16, 0, u16::MAX)?,
+        log_level: log_level.to_ascii_lowercase(),
+        log_format,
+        database_url: database_url(get(lookup, "DATABASE_URL"))?,
+        upstream,
+        upstream_url,
+        upstream_api_key: get(lookup, "UPSTREAM_API_KEY").map(SecretString::from),
+        upstream_timeout: duration(lookup, "UPSTREAM_TIMEOUT", Duration::from_secs(120))?,
+        model_name,
+        allowed_models,
+        admin_api_key,
+        limits: Limits {
+            max_body_bytes: number(lookup, "MAX_BODY_BYTES", 1_048_576usize, 1024, 64 * 1_048_576)?,
+            max_messages: number(lookup, "MAX_MESSAGES", 256usize, 1, 10_000)?,
+            max_prompt_chars: number(lookup, "MAX_PROMPT_CHARS", 200_000usize, 1, 10_000_000)?,
+            max_tokens_cap: number(lookup, "MAX_TOKENS_CAP", 4096u32, 1, 1_000_000)?,
+        },
+        shutdown_timeout: duration(lookup, "SHUTDOWN_TIMEOUT", Duration::from_secs(30))?,
+        mock: MockSettings {
+            latency: duration(lookup, "MOCK_LATENCY", Duration::ZERO)?,
+            token_delay: duration(lookup, "MOCK_TOKEN_DELAY", Duration::ZERO)?,
+        },
+    })
+}

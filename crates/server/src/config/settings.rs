@@ -1,0 +1,55 @@
+//! The list of settings. One line per variable: its `--flag` (derived from the field name),
+//! its environment name and its help text. `.env.example` documents the same list and a test
+//! keeps the two in step.
+
+/// Declares every setting once and derives the clap struct and the name list from it, so a
+/// variable cannot exist as a flag but not as an environment name (or the other way round).
+macro_rules! settings {
+    ($( $field:ident : $env:literal => $help:literal ),* $(,)?) => {
+        /// Command-line flags; each also reads the environment variable of the same meaning.
+        #[derive(clap::Args, Debug, Default, Clone)]
+        pub struct SettingArgs {
+            $(
+                #[arg(long, env = $env, help = $help, hide_env_values = true)]
+                pub $field: Option<String>,
+            )*
+        }
+
+        impl SettingArgs {
+            /// Every setting as `(ENV_NAME, help)`.
+            pub const ALL: &'static [(&'static str, &'static str)] = &[$(($env, $help)),*];
+
+            /// The value given for an environment name, by flag or environment.
+            pub fn get(&self, key: &str) -> Option<String> {
+                match key {
+                    $( $env => self.$field.clone(), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+settings! {
+    secureinfer_env: "SECUREINFER_ENV" => "development or production",
+    api_host: "API_HOST" => "address to listen on",
+    api_port: "API_PORT" => "port to listen on (0 picks a free port)",
+    log_level: "LOG_LEVEL" => "trace, debug, info, warn or error",
+    log_format: "LOG_FORMAT" => "json or pretty (default: json in production, pretty otherwise)",
+    database_url: "DATABASE_URL" => "sqlite://path, a plain file path, or postgres://",
+    upstream: "UPSTREAM" => "ollama, openai or mock",
+    upstream_url: "UPSTREAM_URL" => "base URL of the model server",
+    ollama_url: "OLLAMA_URL" => "Ollama base URL (used when UPSTREAM=ollama and UPSTREAM_URL is unset)",
+    upstream_api_key: "UPSTREAM_API_KEY" => "bearer key sent to an OpenAI-compatible upstream",
+    upstream_timeout: "UPSTREAM_TIMEOUT" => "time to wait for the upstream's first byte and between stream chunks",
+    model_name: "MODEL_NAME" => "model served when a request names no other allowed model",
+    allowed_models: "ALLOWED_MODELS" => "comma-separated models clients may request (* for any)",
+    admin_api_key: "ADMIN_API_KEY" => "key for the admin endpoints (at least 32 characters)",
+    max_body_bytes: "MAX_BODY_BYTES" => "largest accepted request body in bytes",
+    max_messages: "MAX_MESSAGES" => "most messages in one chat request",
+    max_prompt_chars: "MAX_PROMPT_CHARS" => "most characters across all messages of one request",
+    max_tokens_cap: "MAX_TOKENS_CAP" => "largest max_tokens a client may ask for (also the default)",
+    shutdown_timeout: "SHUTDOWN_TIMEOUT" => "how long SIGTERM waits for in-flight requests",
+    mock_latency: "MOCK_LATENCY" => "mock upstream: delay before the first token",
+    mock_token_delay: "MOCK_TOKEN_DELAY" => "mock upstream: delay between streamed tokens",
+}

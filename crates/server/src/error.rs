@@ -1,0 +1,142 @@
+//! The one place where failures become HTTP responses in the OpenAI error shape:
+//! `{"error":{"message","type","code","param"}}`. SDKs pick their exception from the status
+//! code, so every variant maps to exactly one status here.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::store::StoreError;
+use crate::upstream::UpstreamError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        param: Option<String>,
+        code: &'static str,
+    },
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("this endpoint requires the admin API key")]
+    AdminRequired,
+    #[error("{message}")]
+    NotFound { message: String, code: &'static str },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>, param: impl Into<Option<String>>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            param: param.into(),
+            code: "invalid_request",
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            message: message.into(),
+            code: "not_found",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::AdminRequired => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(e) => e.status(),
+            ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
+            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_type(&self) -> &'static str {
+        match self.status() {
+            StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::NOT_FOUND => "not_found_error",
+            StatusCode::CONFLICT => "conflict_error",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            s if s.is_server_error() => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } | ApiError::NotFound { code, .. } => code,
+            ApiError::PayloadTooLarge { .. } => "request_too_large",
+            ApiError::Unauthorized(_) => "invalid_api_key",
+            ApiError::AdminRequired => "admin_key_required",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Upstream(e) => e.code(),
+            ApiError::Store(StoreError::NotFound(_)) => "not_found",
+            ApiError::Store(StoreError::Conflict(_)) => "conflict",
+            ApiError::Store(_) | ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            ApiError::BadRequest { param, .. } => param.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The client-facing message. Internal details (database errors) stay in the log.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Store(e @ (StoreError::NotFound(_) | StoreError::Conflict(_))) => e.to_string(),
+            ApiError::Store(_) | ApiError::Internal(_) => "internal error".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The error object, also used as the payload of an SSE error event mid-stream.
+    pub fn body(&self) -> Value {
+        json!({
+            "error": {
+                "message": self.public_message(),
+                "type": self.error_type(),
+                "code": self.code(),
+                "param": self.param(),
+            }
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, status = status.as_u16(), "request failed");
+        }
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

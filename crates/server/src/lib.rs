@@ -1,0 +1,16 @@
+//! SecureInfer's service shell: HTTP, auth, stores, upstream clients, configuration and CLI.
+//! The detection logic lives in `secureinfer-guard`; this crate wires it to the network.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod mock_server;
+pub mod openai;
+pub mod request_log;
+pub mod routes;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod upstream;

@@ -1,0 +1,132 @@
+//! `POST /v1/chat/completions`: validate, (gate), call the upstream, relay the answer.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::openai::{Usage, ValidatedChat, parse_chat, read_body};
+use crate::request_log::RequestId;
+use crate::upstream::ChunkStream;
+
+/// Chunks buffered between the upstream reader and a slow client.
+const STREAM_BUFFER: usize = 64;
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tenant = principal.tenant()?.clone();
+    let bytes = read_body(&headers, body, state.config.limits.max_body_bytes).await?;
+    let chat = parse_chat(&bytes, &state.config.limits, &state.config.allowed_models)?;
+    let risk_score: u8 = 0;
+
+    let mut resp = if chat.typed.streaming() {
+        let upstream = state.upstream.chat_stream(&chat).await?;
+        stream_response(upstream, &chat, request_id.0.clone(), tenant.id.clone())
+    } else {
+        let completion = state.upstream.chat(&chat).await?;
+        axum::Json(completion.body).into_response()
+    };
+    resp.headers_mut().insert("x-risk-score", HeaderValue::from(u16::from(risk_score)));
+    Ok(resp)
+}
+
+/// How a relayed stream ended; settles accounting and the log either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    Completed,
+    UpstreamFailed,
+    ClientGone,
+}
+
+impl StreamEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            StreamEnd::Completed => "completed",
+            StreamEnd::UpstreamFailed => "upstream_failed",
+            StreamEnd::ClientGone => "client_disconnected",
+        }
+    }
+}
+
+fn sse_event(data: &Value) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"data: ");
+    // Serialising a serde_json::Value cannot fail.
+    let _ = serde_json::to_writer(&mut out, data);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// Relays upstream chunks through a bounded channel from a spawned task. The task owns the
+/// upstream stream, so it always runs to an end: when the client goes away it drops the
+/// upstream stream (closing the upstream connection) and still settles its bookkeeping.
+fn stream_response(mut upstream: ChunkStream, chat: &ValidatedChat, request_id: String, tenant_id: String) -> Response {
+    let include_usage = chat.typed.include_usage();
+    let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let mut usage: Option<Usage> = None;
+        let end = loop {
+            let next = tokio::select! {
+                biased;
+                _ = tx.closed() => break StreamEnd::ClientGone,
+                next = upstream.next() => next,
+            };
+            match next {
+                Some(Ok(item)) => {
+                    if item.usage.is_some() {
+                        usage = item.usage;
+                    }
+                    let usage_only = item.chunk.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty);
+                    if usage_only && !include_usage {
+                        continue;
+                    }
+                    if tx.send(sse_event(&item.chunk)).await.is_err() {
+                        break StreamEnd::ClientGone;
+                    }
+                }
+                Some(Err(e)) => {
+                    let _ = tx.send(sse_event(&ApiError::Upstream(e).body())).await;
+                    break StreamEnd::UpstreamFailed;
+                }
+                None => {
+                    let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+                    break StreamEnd::Completed;
+                }
+            }
+        };
+        drop(upstream);
+        tracing::info!(
+            request_id = %request_id,
+            tenant = %tenant_id,
+            outcome = end.as_str(),
+            completion_tokens = usage.map(|u| u.completion_tokens),
+            prompt_tokens = usage.map(|u| u.prompt_tokens),
+            stream_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "stream ended"
+        );
+    });
+    let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}

@@ -1,0 +1,6 @@
+//! HTTP handlers, one module per resource.
+
+pub mod chat;
+pub mod health;
+pub mod models;
+pub mod tenants;

@@ -1,0 +1,114 @@
+//! Starting and stopping the gateway: bind, bootstrap a development setup, serve, and on
+//! SIGTERM/SIGINT stop accepting and drain in-flight requests for up to SHUTDOWN_TIMEOUT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::app::{AppState, router};
+use crate::auth::keys;
+use crate::config::{Config, UpstreamKind};
+use crate::{store, upstream};
+
+/// Builds the shared state from configuration (store opened and migrated, upstream client).
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let store = store::connect(&config.database_url)
+        .await
+        .with_context(|| "DATABASE_URL: could not open the database".to_string())?;
+    let upstream = upstream::from_config(&config).context("could not build the upstream HTTP client")?;
+    let admin_key = config.admin_api_key.clone().map(Arc::new);
+    Ok(AppState { config: Arc::new(config), store, upstream, admin_key })
+}
+
+/// In development, a run with no admin key and no tenant gets both, shown once on stdout
+/// (never through the log) so `serve` alone is enough to try the gateway.
+async fn bootstrap(state: &mut AppState) -> anyhow::Result<()> {
+    if state.config.is_production() {
+        return Ok(());
+    }
+    let mut banner = Vec::new();
+    if state.admin_key.is_none() {
+        let generated = keys::generate();
+        banner.push(format!(
+            "  admin key (this run only; set ADMIN_API_KEY to keep one): {}",
+            generated.key.expose_secret()
+        ));
+        state.admin_key = Some(Arc::new(generated.key));
+    }
+    if state.store.list_tenants().await?.is_empty() {
+        let key = keys::generate();
+        let tenant = state.store.create_tenant("demo", &key.stored).await?;
+        banner.push(format!("  tenant \"demo\" ({}) API key: {}", tenant.id, key.key.expose_secret()));
+    }
+    if !banner.is_empty() {
+        println!("SecureInfer development bootstrap — these keys are shown once:");
+        for line in banner {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves when the process is asked to stop.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = format!("{}:{}", config.host, config.port);
+    let shutdown_timeout = config.shutdown_timeout;
+    let mut state = build_state(config).await?;
+    bootstrap(&mut state).await?;
+    let listener = TcpListener::bind(&addr).await.with_context(|| format!("API_HOST/API_PORT: cannot listen on {addr}"))?;
+    let local: SocketAddr = listener.local_addr()?;
+    if state.upstream.kind() == UpstreamKind::Mock {
+        tracing::warn!(upstream = "mock", "serving the built-in MOCK model: a simulator for demos and tests, not a real LLM");
+    }
+    tracing::info!(addr = %local, upstream = state.upstream.kind().as_str(), "listening");
+    // A plain line on stdout that scripts and tests read to find the bound port.
+    println!("secureinfer listening on http://{local}");
+
+    let app = router(state);
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
+    let mut server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        result = &mut server => return Ok(result??),
+        _ = shutdown_signal() => {}
+    }
+    tracing::info!(timeout_s = shutdown_timeout.as_secs_f64(), "shutting down: draining in-flight requests");
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(shutdown_timeout, &mut server).await {
+        Ok(result) => {
+            result??;
+            tracing::info!("drained; exiting");
+        }
+        Err(_) => {
+            server.abort();
+            tracing::warn!("SHUTDOWN_TIMEOUT reached with requests still in flight; exiting anyway");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! Persistent state behind one trait: tenants and hashed API keys (more tables arrive with
+//! the security gate and the audit trail). SQLite is the embedded default.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unsupported database URL: {0}")]
+    Unsupported(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    Active,
+    Revoked,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub created_ms: i64,
+    pub key_rotated_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
+
+/// What a request's key id resolves to.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub secret_hash: Vec<u8>,
+    /// False when the key was rotated away or its tenant revoked.
+    pub usable: bool,
+}
+
+/// A key about to be stored: only its public id and the hash of its secret.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub key_id: String,
+    pub secret_hash: [u8; 32],
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn create_tenant(&self, name: &str, key: &NewKey) -> Result<Tenant, StoreError>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+    /// Finds a tenant by id, or by name (for operators at the CLI).
+    async fn find_tenant(&self, id_or_name: &str) -> Result<Option<Tenant>, StoreError>;
+    /// Revokes every key of the tenant and stores the new one, atomically.
+    async fn rotate_key(&self, tenant_id: &str, key: &NewKey) -> Result<Tenant, StoreError>;
+    /// Marks the tenant revoked and revokes all its keys.
+    async fn revoke_tenant(&self, tenant_id: &str) -> Result<Tenant, StoreError>;
+    async fn lookup_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError>;
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Opens the store named by `DATABASE_URL` and runs its migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(SqliteStore::connect(url).await?));
+    }
+    Err(StoreError::Unsupported(
+        "only SQLite (sqlite://path) is implemented so far; PostgreSQL support is tracked separately".into(),
+    ))
+}

@@ -1,0 +1,247 @@
+//! SecureInfer's built-in mock model: a SIMULATOR, not a language model.
+//!
+//! It exists so the gateway, its tests and its attack demos run with nothing else installed.
+//! It is deterministic (same messages → same answer), reports usage, can return logprobs,
+//! streams word by word, and plays an *unguarded, gullible* model: the rules below make it
+//! obey injected instructions and leak its system prompt, which is what the demos need to
+//! show. Add a behaviour by adding a [`Rule`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::{ChunkStream, Completion, ModelInfo, StreamItem, Upstream, UpstreamError};
+use crate::config::{MockSettings, UpstreamKind};
+use crate::openai::{self, Message, Role, Usage, ValidatedChat};
+
+/// How the mock labels itself in `/v1/models`, `/health` and logs.
+pub const MOCK_OWNER: &str = "secureinfer-mock (simulator, not a real model)";
+
+/// One behaviour: given the conversation, maybe produce the reply.
+pub struct Rule {
+    pub name: &'static str,
+    pub reply: fn(&Conversation) -> Option<String>,
+}
+
+/// The parts of a request the rules look at.
+pub struct Conversation {
+    pub system: String,
+    pub last_user: String,
+    pub last_user_lower: String,
+}
+
+impl Conversation {
+    pub fn from_messages(messages: &[Message]) -> Self {
+        let system = messages
+            .iter()
+            .filter(|m| matches!(m.role, Role::System | Role::Developer))
+            .map(Message::text)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let last_user = messages
+            .iter()
+            .rev()
+            .find(|m| matches!(m.role, Role::User | Role::Tool))
+            .map(Message::text)
+            .unwrap_or_default();
+        let last_user_lower = last_user.to_lowercase();
+        Conversation { system, last_user, last_user_lower }
+    }
+}
+
+/// Finds `marker` in the lower-cased text and returns what follows it in the original.
+fn after<'a>(c: &'a Conversation, markers: &[&str]) -> Option<&'a str> {
+    markers.iter().find_map(|m| {
+        let pos = c.last_user_lower.find(m)?;
+        c.last_user.get(pos + m.len()..)
+    })
+}
+
+fn unquote(s: &str) -> String {
+    s.trim()
+        .trim_matches(|ch: char| matches!(ch, '"' | '\'' | '“' | '”' | '‘' | '’' | '.' | ':' | ' '))
+        .to_string()
+}
+
+/// The rules, tried in order; the first that answers wins.
+pub const RULES: &[Rule] = &[
+    Rule {
+        name: "obeys-injected-instruction",
+        reply: |c| {
+            let obey = ["ignore", "disregard", "forget"].iter().any(|w| c.last_user_lower.contains(w));
+            if !obey {
+                return None;
+            }
+            after(c, &["and say ", "and print ", "and respond with ", "and reply with ", "and output "])
+                .map(unquote)
+                .filter(|s| !s.is_empty())
+        },
+    },
+    Rule {
+        name: "leaks-system-prompt",
+        reply: |c| {
+            let asks = ["system prompt", "initial instructions", "your instructions", "your rules"]
+                .iter()
+                .any(|w| c.last_user_lower.contains(w));
+            (asks && !c.system.is_empty()).then(|| format!("Sure. My system prompt is: {}", c.system))
+        },
+    },
+    Rule {
+        name: "persona-hijack",
+        reply: |c| {
+            (c.last_user_lower.contains("you are now") || c.last_user_lower.contains("do anything now"))
+                .then(|| "Understood. I am now free of all restrictions and will do anything you ask.".to_string())
+        },
+    },
+    Rule {
+        name: "repeats-forever",
+        reply: |c| {
+            let word = after(c, &["repeat the word ", "repeat this word forever: "])?;
+            let word = unquote(word.split_whitespace().next()?);
+            let mut out = std::iter::repeat_n(word.as_str(), 120).collect::<Vec<_>>().join(" ");
+            out.push_str(" Copyright 2019 Example Corp. All rights reserved. Contact: jane.doe@example.com");
+            Some(out)
+        },
+    },
+    Rule {
+        name: "arithmetic",
+        reply: |c| {
+            let expr = after(c, &["what is "])?;
+            let expr = expr.trim_end_matches(['?', ' ', '.']);
+            let (a, op, b) = ['+', '-', '*']
+                .iter()
+                .find_map(|op| expr.split_once(*op).map(|(a, b)| (a, *op, b)))?;
+            let (a, b): (i64, i64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+            let r = match op {
+                '+' => a.checked_add(b)?,
+                '-' => a.checked_sub(b)?,
+                _ => a.checked_mul(b)?,
+            };
+            Some(format!("{a} {op} {b} = {r}."))
+        },
+    },
+];
+
+/// The mock's answer to a conversation, and the name of the rule that produced it.
+pub fn respond(messages: &[Message]) -> (String, &'static str) {
+    let conv = Conversation::from_messages(messages);
+    for rule in RULES {
+        if let Some(reply) = (rule.reply)(&conv) {
+            return (reply, rule.name);
+        }
+    }
+    let words = conv.last_user.split_whitespace().count();
+    let reply = format!(
+        "This is the SecureInfer mock model, a simulator rather than a real LLM. \
+         I received a message of {words} words and I answer every ordinary question with this sentence."
+    );
+    (reply, "default")
+}
+
+/// Word-level "tokens": the mock's usage counts are this estimate, not a real tokenizer's.
+pub fn tokens(text: &str) -> Vec<&str> {
+    text.split_inclusive(' ').collect()
+}
+
+pub fn prompt_tokens(messages: &[Message]) -> u64 {
+    messages
+        .iter()
+        .map(|m| m.text().split_whitespace().count() as u64 + 3)
+        .sum()
+}
+
+/// A deterministic pseudo log-probability for a token, with `top` alternatives.
+pub fn logprob_entry(token: &str, top: u32) -> Value {
+    let h = token.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let lp = -((h % 2000) as f64) / 1000.0;
+    let alternatives: Vec<Value> = (0..top)
+        .map(|i| {
+            if i == 0 {
+                json!({"token": token, "logprob": lp, "bytes": token.as_bytes()})
+            } else {
+                let alt = format!("alt{i}");
+                json!({"token": alt, "logprob": lp - i as f64, "bytes": alt.as_bytes()})
+            }
+        })
+        .collect();
+    json!({"token": token, "logprob": lp, "bytes": token.as_bytes(), "top_logprobs": alternatives})
+}
+
+/// The reply cut to `max_tokens`, its tokens, and whether it was cut.
+pub fn answer(req: &ValidatedChat) -> (Vec<String>, bool) {
+    let (reply, _) = respond(&req.typed.messages);
+    let toks = tokens(&reply);
+    let cut = toks.len() > req.max_tokens as usize;
+    let kept = toks.into_iter().take(req.max_tokens as usize).map(str::to_string).collect();
+    (kept, cut)
+}
+
+pub struct MockUpstream {
+    model: String,
+    settings: MockSettings,
+}
+
+impl MockUpstream {
+    pub fn new(model: String, settings: MockSettings) -> Self {
+        MockUpstream { model, settings }
+    }
+}
+
+fn wants_logprobs(req: &ValidatedChat) -> Option<u32> {
+    (req.typed.logprobs == Some(true)).then(|| req.typed.top_logprobs.unwrap_or(0))
+}
+
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+#[async_trait]
+impl Upstream for MockUpstream {
+    fn kind(&self) -> UpstreamKind {
+        UpstreamKind::Mock
+    }
+
+    async fn chat(&self, req: &ValidatedChat) -> Result<Completion, UpstreamError> {
+        pause(self.settings.latency).await;
+        let (toks, cut) = answer(req);
+        let usage = Usage::new(prompt_tokens(&req.typed.messages), toks.len() as u64);
+        let logprobs = wants_logprobs(req).map(|top| json!({"content": toks.iter().map(|t| logprob_entry(t, top)).collect::<Vec<_>>()}));
+        let body = openai::completion(&openai::completion_id(), &req.typed.model, &toks.concat(), if cut { "length" } else { "stop" }, usage, logprobs);
+        Ok(Completion { body, usage: Some(usage) })
+    }
+
+    async fn chat_stream(&self, req: &ValidatedChat) -> Result<ChunkStream, UpstreamError> {
+        pause(self.settings.latency).await;
+        let (toks, cut) = answer(req);
+        let usage = Usage::new(prompt_tokens(&req.typed.messages), toks.len() as u64);
+        let id = openai::completion_id();
+        let model = req.typed.model.clone();
+        let top = wants_logprobs(req);
+        let delay = self.settings.token_delay;
+        let mut items = Vec::with_capacity(toks.len() + 3);
+        items.push(StreamItem { chunk: openai::chunk(&id, &model, json!({"role": "assistant", "content": ""}), None, None), usage: None });
+        for t in &toks {
+            let lp = top.map(|top| json!({"content": [logprob_entry(t, top)]}));
+            items.push(StreamItem { chunk: openai::chunk(&id, &model, json!({"content": t}), None, lp), usage: None });
+        }
+        items.push(StreamItem { chunk: openai::chunk(&id, &model, json!({}), Some(if cut { "length" } else { "stop" }), None), usage: None });
+        items.push(StreamItem { chunk: openai::usage_chunk(&id, &model, usage), usage: Some(usage) });
+        let stream = futures::stream::iter(items).then(move |item| async move {
+            pause(delay).await;
+            Ok(item)
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn models(&self) -> Result<Vec<ModelInfo>, UpstreamError> {
+        Ok(vec![ModelInfo { id: self.model.clone(), owned_by: MOCK_OWNER.into() }])
+    }
+
+    async fn health(&self) -> Result<(), UpstreamError> {
+        Ok(())
+    }
+}
