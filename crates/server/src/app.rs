@@ -30,11 +30,20 @@ pub fn router(state: AppState) -> Router {
         .route("/chat/completions", post(routes::chat::chat_completions))
         .route("/models", get(routes::models::list))
         .route("/models/{model}", get(routes::models::get_one))
-        .route("/tenants", post(routes::tenants::create).get(routes::tenants::list))
+        .route(
+            "/tenants",
+            post(routes::tenants::create).get(routes::tenants::list),
+        )
         .route("/tenants/{id}", get(routes::tenants::get_one))
-        .route("/tenants/{id}/rotate-key", post(routes::tenants::rotate_key))
+        .route(
+            "/tenants/{id}/rotate-key",
+            post(routes::tenants::rotate_key),
+        )
         .route("/tenants/{id}/revoke", post(routes::tenants::revoke))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
 
     Router::new()
         .route("/health", get(routes::health::health))

@@ -12,7 +12,11 @@ use crate::routes::tenants::{tenant_json, validate_name};
 use crate::store::{self, Store};
 
 #[derive(Parser, Debug)]
-#[command(name = "secureinfer", version, about = "Security gateway for LLM inference (OpenAI-compatible)")]
+#[command(
+    name = "secureinfer",
+    version,
+    about = "Security gateway for LLM inference (OpenAI-compatible)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -69,23 +73,40 @@ pub fn config_from(args: &SettingArgs) -> Result<Config, crate::config::ConfigEr
 }
 
 async fn open_store(database_url: Option<String>) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-    let lookup = move |key: &str| if key == "DATABASE_URL" { database_url.clone() } else { None };
+    let lookup = move |key: &str| {
+        if key == "DATABASE_URL" {
+            database_url.clone()
+        } else {
+            None
+        }
+    };
     let config = Config::from_lookup(&lookup)?;
-    store::connect(&config.database_url).await.context("DATABASE_URL: could not open the database")
+    store::connect(&config.database_url)
+        .await
+        .context("DATABASE_URL: could not open the database")
 }
 
 async fn find(store: &dyn Store, id_or_name: &str) -> anyhow::Result<crate::store::Tenant> {
-    store.find_tenant(id_or_name).await?.with_context(|| format!("no tenant with id or name {id_or_name:?}"))
+    store
+        .find_tenant(id_or_name)
+        .await?
+        .with_context(|| format!("no tenant with id or name {id_or_name:?}"))
 }
 
-pub async fn tenant(action: TenantAction, database_url: Option<String>) -> anyhow::Result<ExitCode> {
+pub async fn tenant(
+    action: TenantAction,
+    database_url: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let store = open_store(database_url).await?;
     match action {
         TenantAction::Create { name } => {
             validate_name(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
             let key = keys::generate();
             let tenant = store.create_tenant(&name, &key.stored).await?;
-            println!("{}", serde_json::json!({"tenant": tenant_json(&tenant), "api_key": key.key.expose_secret()}));
+            println!(
+                "{}",
+                serde_json::json!({"tenant": tenant_json(&tenant), "api_key": key.key.expose_secret()})
+            );
         }
         TenantAction::List => {
             for t in store.list_tenants().await? {
@@ -96,7 +117,10 @@ pub async fn tenant(action: TenantAction, database_url: Option<String>) -> anyho
             let t = find(store.as_ref(), &tenant).await?;
             let key = keys::generate();
             let t = store.rotate_key(&t.id, &key.stored).await?;
-            println!("{}", serde_json::json!({"tenant": tenant_json(&t), "api_key": key.key.expose_secret()}));
+            println!(
+                "{}",
+                serde_json::json!({"tenant": tenant_json(&t), "api_key": key.key.expose_secret()})
+            );
         }
         TenantAction::Revoke { tenant } => {
             let t = find(store.as_ref(), &tenant).await?;

@@ -106,7 +106,9 @@ impl ApiError {
     /// The client-facing message. Internal details (database errors) stay in the log.
     fn public_message(&self) -> String {
         match self {
-            ApiError::Store(e @ (StoreError::NotFound(_) | StoreError::Conflict(_))) => e.to_string(),
+            ApiError::Store(e @ (StoreError::NotFound(_) | StoreError::Conflict(_))) => {
+                e.to_string()
+            }
             ApiError::Store(_) | ApiError::Internal(_) => "internal error".to_string(),
             other => other.to_string(),
         }

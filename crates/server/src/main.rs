@@ -9,7 +9,10 @@ fn main() -> ExitCode {
     // `.env` fills only variables the environment does not already set.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("secureinfer: cannot start the async runtime: {e}");
@@ -21,12 +24,21 @@ fn main() -> ExitCode {
             Command::Serve(args) => {
                 let config = cli::config_from(&args)?;
                 secureinfer::telemetry::init(&config);
-                secureinfer::server::serve(config).await.map(|()| ExitCode::SUCCESS)
+                secureinfer::server::serve(config)
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
             }
-            Command::Tenant { action, database_url } => cli::tenant(action, database_url).await,
-            Command::MockUpstream { host, port, model, latency, token_delay } => {
-                secureinfer::mock_server::run(&host, port, model, &latency, &token_delay).await
-            }
+            Command::Tenant {
+                action,
+                database_url,
+            } => cli::tenant(action, database_url).await,
+            Command::MockUpstream {
+                host,
+                port,
+                model,
+                latency,
+                token_delay,
+            } => secureinfer::mock_server::run(&host, port, model, &latency, &token_delay).await,
         }
     });
     match result {

@@ -19,9 +19,10 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::config::{AllowedModels, Limits, MockSettings};
+use crate::error::ApiError;
 use crate::openai::{ValidatedChat, parse_chat};
-use crate::upstream::mock::{self, MOCK_OWNER, MockUpstream};
 use crate::upstream::Upstream;
+use crate::upstream::mock::{self, MOCK_OWNER, MockUpstream};
 
 #[derive(Clone)]
 struct MockState {
@@ -48,7 +49,10 @@ pub fn router(model: String, settings: MockSettings) -> Router {
         .route("/v1/models", get(openai_models))
         .route("/api/chat", post(ollama_chat))
         .route("/api/tags", get(ollama_tags))
-        .route("/api/version", get(|| async { axum::Json(json!({"version": "0.0.0-secureinfer-mock"})) }))
+        .route(
+            "/api/version",
+            get(|| async { axum::Json(json!({"version": "0.0.0-secureinfer-mock"})) }),
+        )
         .with_state(state)
 }
 
@@ -56,14 +60,14 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({"error": {"message": message, "type": "invalid_request_error", "code": null, "param": null}}))).into_response()
 }
 
-fn parse(body: &[u8]) -> Result<ValidatedChat, Response> {
-    parse_chat(body, &LIMITS, &AllowedModels::Any).map_err(|e| error(e.status(), e.to_string()))
+fn parse(body: &[u8]) -> Result<ValidatedChat, ApiError> {
+    parse_chat(body, &LIMITS, &AllowedModels::Any)
 }
 
 async fn openai_chat(State(st): State<MockState>, body: Bytes) -> Response {
     let chat = match parse(&body) {
         Ok(c) => c,
-        Err(resp) => return resp,
+        Err(e) => return error(e.status(), e.to_string()),
     };
     if !chat.typed.streaming() {
         return match st.upstream.chat(&chat).await {
@@ -82,9 +86,14 @@ async fn openai_chat(State(st): State<MockState>, body: Bytes) -> Response {
             if item.usage.is_some() && !include_usage {
                 return None;
             }
-            Some(Ok::<_, Infallible>(Bytes::from(format!("data: {}\n\n", item.chunk))))
+            Some(Ok::<_, Infallible>(Bytes::from(format!(
+                "data: {}\n\n",
+                item.chunk
+            ))))
         })
-        .chain(futures::stream::once(async { Ok(Bytes::from_static(b"data: [DONE]\n\n")) }));
+        .chain(futures::stream::once(async {
+            Ok(Bytes::from_static(b"data: [DONE]\n\n"))
+        }));
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .body(Body::from_stream(events))
@@ -117,9 +126,9 @@ async fn ollama_chat(State(st): State<MockState>, body: Bytes) -> Response {
         return error(StatusCode::BAD_REQUEST, "invalid JSON".into());
     };
     let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(true);
-    let chat = match serde_json::to_vec(&ollama_to_openai(&v)).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string())).and_then(|b| parse(&b)) {
+    let chat = match parse(ollama_to_openai(&v).to_string().as_bytes()) {
         Ok(c) => c,
-        Err(resp) => return resp,
+        Err(e) => return error(e.status(), e.to_string()),
     };
     let (toks, cut) = mock::answer(&chat);
     let prompt = mock::prompt_tokens(&chat.typed.messages);
@@ -155,10 +164,11 @@ async fn ollama_chat(State(st): State<MockState>, body: Bytes) -> Response {
         "done": true, "done_reason": done_reason, "prompt_eval_count": prompt, "eval_count": count,
     }));
     let (latency, delay) = (st.settings.latency, st.settings.token_delay);
-    let body = futures::stream::iter(lines.into_iter().enumerate()).then(move |(i, line)| async move {
-        tokio::time::sleep(if i == 0 { latency } else { delay }).await;
-        Ok::<_, Infallible>(Bytes::from(format!("{line}\n")))
-    });
+    let body =
+        futures::stream::iter(lines.into_iter().enumerate()).then(move |(i, line)| async move {
+            tokio::time::sleep(if i == 0 { latency } else { delay }).await;
+            Ok::<_, Infallible>(Bytes::from(format!("{line}\n")))
+        });
     Response::builder()
         .header(header::CONTENT_TYPE, "application/x-ndjson")
         .body(Body::from_stream(body))
@@ -169,16 +179,36 @@ async fn ollama_tags(State(st): State<MockState>) -> Response {
     axum::Json(json!({"models": [{"name": *st.model, "model": *st.model, "size": 0, "digest": "0".repeat(64), "details": {"family": "secureinfer-mock"}}]})).into_response()
 }
 
-pub async fn run(host: &str, port: u16, model: String, latency: &str, token_delay: &str) -> anyhow::Result<ExitCode> {
-    let parse_d = |s: &str, name: &str| humantime::parse_duration(s).with_context(|| format!("--{name}: expected a duration such as 20ms"));
-    let settings = MockSettings { latency: parse_d(latency, "latency")?, token_delay: parse_d(token_delay, "token-delay")? };
-    let listener = tokio::net::TcpListener::bind((host, port)).await.with_context(|| format!("cannot listen on {host}:{port}"))?;
-    println!("secureinfer mock upstream (simulator) listening on http://{}", listener.local_addr()?);
+pub async fn run(
+    host: &str,
+    port: u16,
+    model: String,
+    latency: &str,
+    token_delay: &str,
+) -> anyhow::Result<ExitCode> {
+    let parse_d = |s: &str, name: &str| {
+        humantime::parse_duration(s)
+            .with_context(|| format!("--{name}: expected a duration such as 20ms"))
+    };
+    let settings = MockSettings {
+        latency: parse_d(latency, "latency")?,
+        token_delay: parse_d(token_delay, "token-delay")?,
+    };
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    println!(
+        "secureinfer mock upstream (simulator) listening on http://{}",
+        listener.local_addr()?
+    );
     axum::serve(listener, router(model, settings)).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Mock settings from milliseconds (tests and the load harness).
 pub fn settings(latency_ms: u64, token_delay_ms: u64) -> MockSettings {
-    MockSettings { latency: Duration::from_millis(latency_ms), token_delay: Duration::from_millis(token_delay_ms) }
+    MockSettings {
+        latency: Duration::from_millis(latency_ms),
+        token_delay: Duration::from_millis(token_delay_ms),
+    }
 }

@@ -19,7 +19,10 @@ pub struct RequestId(pub String);
 
 /// A client-sent id is echoed only if it is short and plain, so it cannot inject into logs.
 fn sane(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 pub async fn request_log(mut req: Request, next: Next) -> Response {
@@ -44,8 +47,16 @@ pub async fn request_log(mut req: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID, value);
     }
-    let tenant = resp.extensions().get::<LoggedTenant>().map(|t| t.0.as_str()).unwrap_or("-");
-    let risk = resp.headers().get("x-risk-score").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let tenant = resp
+        .extensions()
+        .get::<LoggedTenant>()
+        .map(|t| t.0.as_str())
+        .unwrap_or("-");
+    let risk = resp
+        .headers()
+        .get("x-risk-score")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
     tracing::info!(
         request_id = %id,
         method = %method,

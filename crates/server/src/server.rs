@@ -18,9 +18,15 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let store = store::connect(&config.database_url)
         .await
         .with_context(|| "DATABASE_URL: could not open the database".to_string())?;
-    let upstream = upstream::from_config(&config).context("could not build the upstream HTTP client")?;
+    let upstream =
+        upstream::from_config(&config).context("could not build the upstream HTTP client")?;
     let admin_key = config.admin_api_key.clone().map(Arc::new);
-    Ok(AppState { config: Arc::new(config), store, upstream, admin_key })
+    Ok(AppState {
+        config: Arc::new(config),
+        store,
+        upstream,
+        admin_key,
+    })
 }
 
 /// In development, a run with no admin key and no tenant gets both, shown once on stdout
@@ -41,7 +47,11 @@ async fn bootstrap(state: &mut AppState) -> anyhow::Result<()> {
     if state.store.list_tenants().await?.is_empty() {
         let key = keys::generate();
         let tenant = state.store.create_tenant("demo", &key.stored).await?;
-        banner.push(format!("  tenant \"demo\" ({}) API key: {}", tenant.id, key.key.expose_secret()));
+        banner.push(format!(
+            "  tenant \"demo\" ({}) API key: {}",
+            tenant.id,
+            key.key.expose_secret()
+        ));
     }
     if !banner.is_empty() {
         println!("SecureInfer development bootstrap — these keys are shown once:");
@@ -79,10 +89,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown_timeout = config.shutdown_timeout;
     let mut state = build_state(config).await?;
     bootstrap(&mut state).await?;
-    let listener = TcpListener::bind(&addr).await.with_context(|| format!("API_HOST/API_PORT: cannot listen on {addr}"))?;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("API_HOST/API_PORT: cannot listen on {addr}"))?;
     let local: SocketAddr = listener.local_addr()?;
     if state.upstream.kind() == UpstreamKind::Mock {
-        tracing::warn!(upstream = "mock", "serving the built-in MOCK model: a simulator for demos and tests, not a real LLM");
+        tracing::warn!(
+            upstream = "mock",
+            "serving the built-in MOCK model: a simulator for demos and tests, not a real LLM"
+        );
     }
     tracing::info!(addr = %local, upstream = state.upstream.kind().as_str(), "listening");
     // A plain line on stdout that scripts and tests read to find the bound port.
@@ -98,7 +113,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         result = &mut server => return Ok(result??),
         _ = shutdown_signal() => {}
     }
-    tracing::info!(timeout_s = shutdown_timeout.as_secs_f64(), "shutting down: draining in-flight requests");
+    tracing::info!(
+        timeout_s = shutdown_timeout.as_secs_f64(),
+        "shutting down: draining in-flight requests"
+    );
     let _ = stop_tx.send(true);
     match tokio::time::timeout(shutdown_timeout, &mut server).await {
         Ok(result) => {
@@ -107,7 +125,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
         Err(_) => {
             server.abort();
-            tracing::warn!("SHUTDOWN_TIMEOUT reached with requests still in flight; exiting anyway");
+            tracing::warn!(
+                "SHUTDOWN_TIMEOUT reached with requests still in flight; exiting anyway"
+            );
         }
     }
     Ok(())

@@ -44,7 +44,11 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
 pub fn parse(presented: &str) -> Option<(&str, &str)> {
     let rest = presented.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('-')?;
-    let hex_of = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let hex_of = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
     (hex_of(id, KEY_ID_BYTES * 2) && hex_of(secret, SECRET_BYTES * 2)).then_some((id, secret))
 }
 
@@ -77,7 +81,13 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_rejected() {
-        for k in ["", "sk-si-", "sk-si-abc-def", "Bearer x", "sk-si-0123456789abcdef-XYZ"] {
+        for k in [
+            "",
+            "sk-si-",
+            "sk-si-abc-def",
+            "Bearer x",
+            "sk-si-0123456789abcdef-XYZ",
+        ] {
             assert!(parse(k).is_none(), "{k}");
         }
     }

@@ -83,7 +83,8 @@ pub async fn resolve(state: &AppState, token: &str) -> Result<Principal, ApiErro
 /// Middleware on every `/v1` route: no valid key, no entry.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(token) = bearer(&req) else {
-        return ApiError::Unauthorized("missing API key: send Authorization: Bearer <key>").into_response();
+        return ApiError::Unauthorized("missing API key: send Authorization: Bearer <key>")
+            .into_response();
     };
     let principal = match resolve(&state, token).await {
         Ok(p) => p,

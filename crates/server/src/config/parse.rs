@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{
-    AllowedModels, Config, Environment, Limits, LogFormat, MockSettings, UpstreamKind,
-};
+use super::{AllowedModels, Config, Environment, Limits, LogFormat, MockSettings, UpstreamKind};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid {var}={value:?}: expected {expected}")]
@@ -62,7 +60,11 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
     };
     match raw.parse::<T>() {
         Ok(v) if v >= min && v <= max => Ok(v),
-        _ => Err(invalid(var, &raw, format!("a whole number from {min} to {max}"))),
+        _ => Err(invalid(
+            var,
+            &raw,
+            format!("a whole number from {min} to {max}"),
+        )),
     }
 }
 
@@ -79,8 +81,8 @@ fn duration(
 }
 
 fn url(var: &'static str, raw: &str) -> Result<String, ConfigError> {
-    let parsed = reqwest::Url::parse(raw)
-        .map_err(|_| invalid(var, raw, "an http:// or https:// URL"))?;
+    let parsed =
+        reqwest::Url::parse(raw).map_err(|_| invalid(var, raw, "an http:// or https:// URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(invalid(var, raw, "an http:// or https:// URL"));
     }
@@ -90,7 +92,10 @@ fn url(var: &'static str, raw: &str) -> Result<String, ConfigError> {
 /// Accepts the seed's plain path (`./data/secureinfer.db`) as well as `sqlite:` and `postgres:` URLs.
 fn database_url(raw: Option<String>) -> Result<String, ConfigError> {
     let raw = raw.unwrap_or_else(|| "sqlite://./data/secureinfer.db".to_string());
-    if raw.starts_with("sqlite:") || raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+    if raw.starts_with("sqlite:")
+        || raw.starts_with("postgres://")
+        || raw.starts_with("postgresql://")
+    {
         return Ok(raw);
     }
     if raw.contains("://") {
@@ -116,14 +121,24 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
     let production = environment == Environment::Production;
 
     let log_level = get(lookup, "LOG_LEVEL").unwrap_or_else(|| "info".to_string());
-    if !["trace", "debug", "info", "warn", "error"].contains(&log_level.to_ascii_lowercase().as_str()) {
-        return Err(invalid("LOG_LEVEL", &log_level, "one of trace, debug, info, warn, error"));
+    if !["trace", "debug", "info", "warn", "error"]
+        .contains(&log_level.to_ascii_lowercase().as_str())
+    {
+        return Err(invalid(
+            "LOG_LEVEL",
+            &log_level,
+            "one of trace, debug, info, warn, error",
+        ));
     }
     let log_format = choice(
         lookup,
         "LOG_FORMAT",
         &[("json", LogFormat::Json), ("pretty", LogFormat::Pretty)],
-        if production { LogFormat::Json } else { LogFormat::Pretty },
+        if production {
+            LogFormat::Json
+        } else {
+            LogFormat::Pretty
+        },
     )?;
 
     let upstream = choice(
@@ -166,7 +181,11 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
                 .filter(|m| !m.is_empty())
                 .collect();
             if list.is_empty() {
-                return Err(invalid("ALLOWED_MODELS", &raw, "a comma-separated list of model names, or *"));
+                return Err(invalid(
+                    "ALLOWED_MODELS",
+                    &raw,
+                    "a comma-separated list of model names, or *",
+                ));
             }
             AllowedModels::List(list)
         }
@@ -177,7 +196,11 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         Some(key) if key.len() >= 32 => Some(SecretString::from(key)),
         Some(_) => {
             // The value itself is a secret: never echo it in the error.
-            return Err(invalid("ADMIN_API_KEY", "<hidden>", "at least 32 characters"));
+            return Err(invalid(
+                "ADMIN_API_KEY",
+                "<hidden>",
+                "at least 32 characters",
+            ));
         }
         None if production => {
             return Err(invalid(
@@ -204,7 +227,13 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         allowed_models,
         admin_api_key,
         limits: Limits {
-            max_body_bytes: number(lookup, "MAX_BODY_BYTES", 1_048_576usize, 1024, 64 * 1_048_576)?,
+            max_body_bytes: number(
+                lookup,
+                "MAX_BODY_BYTES",
+                1_048_576usize,
+                1024,
+                64 * 1_048_576,
+            )?,
             max_messages: number(lookup, "MAX_MESSAGES", 256usize, 1, 10_000)?,
             max_prompt_chars: number(lookup, "MAX_PROMPT_CHARS", 200_000usize, 1, 10_000_000)?,
             max_tokens_cap: number(lookup, "MAX_TOKENS_CAP", 4096u32, 1, 1_000_000)?,

@@ -14,7 +14,11 @@ pub use validate::{ValidatedChat, parse_chat};
 
 /// Reads a request body, refusing it with 413 once it passes `limit` bytes, whether the
 /// client declared its length or streamed it chunked.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -47,7 +51,14 @@ pub fn completion_id() -> String {
 }
 
 /// A complete `chat.completion` object with one choice.
-pub fn completion(id: &str, model: &str, content: &str, finish_reason: &str, usage: Usage, logprobs: Option<Value>) -> Value {
+pub fn completion(
+    id: &str,
+    model: &str,
+    content: &str,
+    finish_reason: &str,
+    usage: Usage,
+    logprobs: Option<Value>,
+) -> Value {
     json!({
         "id": id,
         "object": "chat.completion",
@@ -64,7 +75,13 @@ pub fn completion(id: &str, model: &str, content: &str, finish_reason: &str, usa
 }
 
 /// One `chat.completion.chunk`. `delta` is the partial message; `finish_reason` ends the choice.
-pub fn chunk(id: &str, model: &str, delta: Value, finish_reason: Option<&str>, logprobs: Option<Value>) -> Value {
+pub fn chunk(
+    id: &str,
+    model: &str,
+    delta: Value,
+    finish_reason: Option<&str>,
+    logprobs: Option<Value>,
+) -> Value {
     json!({
         "id": id,
         "object": "chat.completion.chunk",

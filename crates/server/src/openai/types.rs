@@ -161,7 +161,9 @@ impl ChatRequest {
     }
 
     pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
     }
 }
 
@@ -186,7 +188,10 @@ impl Usage {
     pub fn from_value(v: Option<&Value>) -> Option<Usage> {
         let v = v?;
         let prompt = v.get("prompt_tokens")?.as_u64()?;
-        let completion = v.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0);
+        let completion = v
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         Some(Usage::new(prompt, completion))
     }
 }

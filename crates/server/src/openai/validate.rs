@@ -26,11 +26,13 @@ pub fn parse_chat(
     limits: &Limits,
     allowed: &AllowedModels,
 ) -> Result<ValidatedChat, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!("request body is not valid JSON: {e}"), None)
-    })?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}"), None))?;
     let Value::Object(raw) = value else {
-        return Err(ApiError::bad_request("request body must be a JSON object", None));
+        return Err(ApiError::bad_request(
+            "request body must be a JSON object",
+            None,
+        ));
     };
     let object = Value::Object(raw);
     let typed: ChatRequest = serde_path_to_error::deserialize(&object).map_err(|e| {
@@ -73,7 +75,10 @@ fn finish(
         Some(0) => return Err(bad("max_tokens must be at least 1", "max_tokens")),
         Some(n) if n > limits.max_tokens_cap => {
             return Err(bad(
-                format!("max_tokens is {n}, above this gateway's limit of {}", limits.max_tokens_cap),
+                format!(
+                    "max_tokens is {n}, above this gateway's limit of {}",
+                    limits.max_tokens_cap
+                ),
                 "max_tokens",
             ));
         }
@@ -92,7 +97,10 @@ fn finish(
 
 fn validate_messages(req: &ChatRequest, limits: &Limits) -> Result<(), ApiError> {
     if req.messages.is_empty() {
-        return Err(bad("messages must contain at least one message", "messages"));
+        return Err(bad(
+            "messages must contain at least one message",
+            "messages",
+        ));
     }
     if req.messages.len() > limits.max_messages {
         return Err(bad(
@@ -128,7 +136,10 @@ fn validate_messages(req: &ChatRequest, limits: &Limits) -> Result<(), ApiError>
             (Some(Content::Text(_)), _) => {}
         }
         if m.role == Role::Tool && m.tool_call_id.as_deref().is_none_or(str::is_empty) {
-            return Err(bad("tool messages need a tool_call_id", &field("tool_call_id")));
+            return Err(bad(
+                "tool messages need a tool_call_id",
+                &field("tool_call_id"),
+            ));
         }
         if m.name.as_deref().is_some_and(|n| n.len() > 256) {
             return Err(bad("name is longer than 256 characters", &field("name")));
@@ -149,7 +160,9 @@ fn validate_messages(req: &ChatRequest, limits: &Limits) -> Result<(), ApiError>
 
 fn in_range(value: Option<f64>, lo: f64, hi: f64, param: &str) -> Result<(), ApiError> {
     match value {
-        Some(v) if !(lo..=hi).contains(&v) => Err(bad(format!("{param} must be between {lo} and {hi}"), param)),
+        Some(v) if !(lo..=hi).contains(&v) => {
+            Err(bad(format!("{param} must be between {lo} and {hi}"), param))
+        }
         _ => Ok(()),
     }
 }

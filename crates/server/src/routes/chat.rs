@@ -42,7 +42,8 @@ pub async fn chat_completions(
         let completion = state.upstream.chat(&chat).await?;
         axum::Json(completion.body).into_response()
     };
-    resp.headers_mut().insert("x-risk-score", HeaderValue::from(u16::from(risk_score)));
+    resp.headers_mut()
+        .insert("x-risk-score", HeaderValue::from(u16::from(risk_score)));
     Ok(resp)
 }
 
@@ -76,7 +77,12 @@ fn sse_event(data: &Value) -> Bytes {
 /// Relays upstream chunks through a bounded channel from a spawned task. The task owns the
 /// upstream stream, so it always runs to an end: when the client goes away it drops the
 /// upstream stream (closing the upstream connection) and still settles its bookkeeping.
-fn stream_response(mut upstream: ChunkStream, chat: &ValidatedChat, request_id: String, tenant_id: String) -> Response {
+fn stream_response(
+    mut upstream: ChunkStream,
+    chat: &ValidatedChat,
+    request_id: String,
+    tenant_id: String,
+) -> Response {
     let include_usage = chat.typed.include_usage();
     let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
     tokio::spawn(async move {
@@ -93,7 +99,11 @@ fn stream_response(mut upstream: ChunkStream, chat: &ValidatedChat, request_id: 
                     if item.usage.is_some() {
                         usage = item.usage;
                     }
-                    let usage_only = item.chunk.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty);
+                    let usage_only = item
+                        .chunk
+                        .get("choices")
+                        .and_then(Value::as_array)
+                        .is_some_and(Vec::is_empty);
                     if usage_only && !include_usage {
                         continue;
                     }
@@ -125,7 +135,10 @@ fn stream_response(mut upstream: ChunkStream, chat: &ValidatedChat, request_id: 
     let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp

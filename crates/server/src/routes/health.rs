@@ -35,6 +35,10 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         },
         "version": env!("CARGO_PKG_VERSION"),
     });
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }

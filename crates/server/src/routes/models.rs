@@ -17,7 +17,10 @@ async fn visible(state: &AppState) -> Result<Vec<ModelInfo>, ApiError> {
     let models = state.upstream.models().await?;
     Ok(match &state.config.allowed_models {
         AllowedModels::Any => models,
-        allowed => models.into_iter().filter(|m| allowed.permits(&m.id)).collect(),
+        allowed => models
+            .into_iter()
+            .filter(|m| allowed.permits(&m.id))
+            .collect(),
     })
 }
 
@@ -26,11 +29,17 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
-pub async fn get_one(State(state): State<AppState>, Path(model): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     visible(&state)
         .await?
         .iter()
         .find(|m| m.id == model)
         .map(|m| Json(entry(m)))
-        .ok_or_else(|| ApiError::NotFound { message: format!("the model `{model}` does not exist"), code: "model_not_found" })
+        .ok_or_else(|| ApiError::NotFound {
+            message: format!("the model `{model}` does not exist"),
+            code: "model_not_found",
+        })
 }

@@ -24,7 +24,9 @@ struct CreateTenant {
 pub fn validate_name(name: &str) -> Result<(), ApiError> {
     let ok = (1..=64).contains(&name.len())
         && name.trim() == name
-        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '));
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '));
     if ok {
         Ok(())
     } else {
@@ -49,7 +51,10 @@ pub fn tenant_json(t: &Tenant) -> Value {
 pub fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -61,10 +66,15 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     principal.require_admin()?;
     let bytes = read_body(&headers, body, 16 * 1024).await?;
-    let req: CreateTenant = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes)).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::bad_request(format!("invalid field {path}: {}", e.inner()), (path != ".").then_some(path))
-    })?;
+    let req: CreateTenant =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::bad_request(
+                    format!("invalid field {path}: {}", e.inner()),
+                    (path != ".").then_some(path),
+                )
+            })?;
     validate_name(&req.name)?;
     let key = keys::generate();
     let tenant = state.store.create_tenant(&req.name, &key.stored).await?;
@@ -75,10 +85,15 @@ pub async fn create(
     ))
 }
 
-pub async fn list(State(state): State<AppState>, Extension(principal): Extension<Principal>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
     principal.require_admin()?;
     let tenants = state.store.list_tenants().await?;
-    Ok(Json(json!({"object": "list", "data": tenants.iter().map(tenant_json).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"object": "list", "data": tenants.iter().map(tenant_json).collect::<Vec<_>>()}),
+    ))
 }
 
 async fn existing(state: &AppState, id: &str) -> Result<Tenant, ApiError> {
@@ -108,7 +123,9 @@ pub async fn rotate_key(
     let key = keys::generate();
     let tenant = state.store.rotate_key(&tenant.id, &key.stored).await?;
     tracing::info!(tenant = %tenant.id, action = "key_rotated", "admin action");
-    Ok(Json(json!({"tenant": tenant_json(&tenant), "api_key": key.key.expose_secret()})))
+    Ok(Json(
+        json!({"tenant": tenant_json(&tenant), "api_key": key.key.expose_secret()}),
+    ))
 }
 
 pub async fn revoke(

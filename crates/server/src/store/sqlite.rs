@@ -4,7 +4,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
 use super::{KeyRecord, NewKey, Store, StoreError, Tenant, TenantStatus, now_ms};
@@ -54,7 +56,11 @@ fn tenant(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
     Ok(Tenant {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        status: if status == "active" { TenantStatus::Active } else { TenantStatus::Revoked },
+        status: if status == "active" {
+            TenantStatus::Active
+        } else {
+            TenantStatus::Revoked
+        },
         created_ms: row.try_get("created_ms")?,
         key_rotated_ms: row.try_get("key_rotated_ms")?,
         revoked_ms: row.try_get("revoked_ms")?,
@@ -76,26 +82,30 @@ impl Store for SqliteStore {
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO tenants (id, name, status, created_ms) VALUES (?, ?, 'active', ?)")
-            .bind(&id)
-            .bind(name)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("a tenant named {name:?} already exists"))
-                } else {
-                    StoreError::Db(e)
-                }
-            })?;
-        sqlx::query("INSERT INTO api_keys (key_id, tenant_id, secret_hash, created_ms) VALUES (?, ?, ?, ?)")
-            .bind(&key.key_id)
-            .bind(&id)
-            .bind(&key.secret_hash[..])
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, status, created_ms) VALUES (?, ?, 'active', ?)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("a tenant named {name:?} already exists"))
+            } else {
+                StoreError::Db(e)
+            }
+        })?;
+        sqlx::query(
+            "INSERT INTO api_keys (key_id, tenant_id, secret_hash, created_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&key.key_id)
+        .bind(&id)
+        .bind(&key.secret_hash[..])
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Tenant {
             id,
@@ -108,48 +118,65 @@ impl Store for SqliteStore {
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = sqlx::query(concat!("SELECT ", tenant_columns!(), " FROM tenants ORDER BY created_ms, id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants ORDER BY created_ms, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(tenant).collect::<Result<_, _>>()?)
     }
 
     async fn find_tenant(&self, id_or_name: &str) -> Result<Option<Tenant>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = ? OR name = ? LIMIT 1"))
-            .bind(id_or_name)
-            .bind(id_or_name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants WHERE id = ? OR name = ? LIMIT 1"
+        ))
+        .bind(id_or_name)
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(tenant).transpose()?)
     }
 
     async fn rotate_key(&self, tenant_id: &str, key: &NewKey) -> Result<Tenant, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query("UPDATE tenants SET key_rotated_ms = ? WHERE id = ? AND status = 'active'")
-            .bind(now)
-            .bind(tenant_id)
-            .execute(&mut *tx)
-            .await?;
+        let updated =
+            sqlx::query("UPDATE tenants SET key_rotated_ms = ? WHERE id = ? AND status = 'active'")
+                .bind(now)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound("active tenant"));
         }
-        sqlx::query("UPDATE api_keys SET revoked_ms = ? WHERE tenant_id = ? AND revoked_ms IS NULL")
-            .bind(now)
-            .bind(tenant_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO api_keys (key_id, tenant_id, secret_hash, created_ms) VALUES (?, ?, ?, ?)")
-            .bind(&key.key_id)
-            .bind(tenant_id)
-            .bind(&key.secret_hash[..])
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query(concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = ?"))
-            .bind(tenant_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE api_keys SET revoked_ms = ? WHERE tenant_id = ? AND revoked_ms IS NULL",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO api_keys (key_id, tenant_id, secret_hash, created_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&key.key_id)
+        .bind(tenant_id)
+        .bind(&key.secret_hash[..])
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants WHERE id = ?"
+        ))
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(tenant(&row)?)
     }
@@ -165,15 +192,21 @@ impl Store for SqliteStore {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound("tenant"));
         }
-        sqlx::query("UPDATE api_keys SET revoked_ms = ? WHERE tenant_id = ? AND revoked_ms IS NULL")
-            .bind(now)
-            .bind(tenant_id)
-            .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query(concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = ?"))
-            .bind(tenant_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE api_keys SET revoked_ms = ? WHERE tenant_id = ? AND revoked_ms IS NULL",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants WHERE id = ?"
+        ))
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(tenant(&row)?)
     }

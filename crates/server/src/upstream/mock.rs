@@ -47,7 +47,11 @@ impl Conversation {
             .map(Message::text)
             .unwrap_or_default();
         let last_user_lower = last_user.to_lowercase();
-        Conversation { system, last_user, last_user_lower }
+        Conversation {
+            system,
+            last_user,
+            last_user_lower,
+        }
     }
 }
 
@@ -70,29 +74,50 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "obeys-injected-instruction",
         reply: |c| {
-            let obey = ["ignore", "disregard", "forget"].iter().any(|w| c.last_user_lower.contains(w));
+            let obey = ["ignore", "disregard", "forget"]
+                .iter()
+                .any(|w| c.last_user_lower.contains(w));
             if !obey {
                 return None;
             }
-            after(c, &["and say ", "and print ", "and respond with ", "and reply with ", "and output "])
-                .map(unquote)
-                .filter(|s| !s.is_empty())
+            after(
+                c,
+                &[
+                    "and say ",
+                    "and print ",
+                    "and respond with ",
+                    "and reply with ",
+                    "and output ",
+                ],
+            )
+            .map(unquote)
+            .filter(|s| !s.is_empty())
         },
     },
     Rule {
         name: "leaks-system-prompt",
         reply: |c| {
-            let asks = ["system prompt", "initial instructions", "your instructions", "your rules"]
-                .iter()
-                .any(|w| c.last_user_lower.contains(w));
-            (asks && !c.system.is_empty()).then(|| format!("Sure. My system prompt is: {}", c.system))
+            let asks = [
+                "system prompt",
+                "initial instructions",
+                "your instructions",
+                "your rules",
+            ]
+            .iter()
+            .any(|w| c.last_user_lower.contains(w));
+            (asks && !c.system.is_empty())
+                .then(|| format!("Sure. My system prompt is: {}", c.system))
         },
     },
     Rule {
         name: "persona-hijack",
         reply: |c| {
-            (c.last_user_lower.contains("you are now") || c.last_user_lower.contains("do anything now"))
-                .then(|| "Understood. I am now free of all restrictions and will do anything you ask.".to_string())
+            (c.last_user_lower.contains("you are now")
+                || c.last_user_lower.contains("do anything now"))
+            .then(|| {
+                "Understood. I am now free of all restrictions and will do anything you ask."
+                    .to_string()
+            })
         },
     },
     Rule {
@@ -100,8 +125,12 @@ pub const RULES: &[Rule] = &[
         reply: |c| {
             let word = after(c, &["repeat the word ", "repeat this word forever: "])?;
             let word = unquote(word.split_whitespace().next()?);
-            let mut out = std::iter::repeat_n(word.as_str(), 120).collect::<Vec<_>>().join(" ");
-            out.push_str(" Copyright 2019 Example Corp. All rights reserved. Contact: jane.doe@example.com");
+            let mut out = std::iter::repeat_n(word.as_str(), 120)
+                .collect::<Vec<_>>()
+                .join(" ");
+            out.push_str(
+                " Copyright 2019 Example Corp. All rights reserved. Contact: jane.doe@example.com",
+            );
             Some(out)
         },
     },
@@ -154,7 +183,9 @@ pub fn prompt_tokens(messages: &[Message]) -> u64 {
 
 /// A deterministic pseudo log-probability for a token, with `top` alternatives.
 pub fn logprob_entry(token: &str, top: u32) -> Value {
-    let h = token.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let h = token.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     let lp = -((h % 2000) as f64) / 1000.0;
     let alternatives: Vec<Value> = (0..top)
         .map(|i| {
@@ -174,7 +205,11 @@ pub fn answer(req: &ValidatedChat) -> (Vec<String>, bool) {
     let (reply, _) = respond(&req.typed.messages);
     let toks = tokens(&reply);
     let cut = toks.len() > req.max_tokens as usize;
-    let kept = toks.into_iter().take(req.max_tokens as usize).map(str::to_string).collect();
+    let kept = toks
+        .into_iter()
+        .take(req.max_tokens as usize)
+        .map(str::to_string)
+        .collect();
     (kept, cut)
 }
 
@@ -210,8 +245,18 @@ impl Upstream for MockUpstream {
         let (toks, cut) = answer(req);
         let usage = Usage::new(prompt_tokens(&req.typed.messages), toks.len() as u64);
         let logprobs = wants_logprobs(req).map(|top| json!({"content": toks.iter().map(|t| logprob_entry(t, top)).collect::<Vec<_>>()}));
-        let body = openai::completion(&openai::completion_id(), &req.typed.model, &toks.concat(), if cut { "length" } else { "stop" }, usage, logprobs);
-        Ok(Completion { body, usage: Some(usage) })
+        let body = openai::completion(
+            &openai::completion_id(),
+            &req.typed.model,
+            &toks.concat(),
+            if cut { "length" } else { "stop" },
+            usage,
+            logprobs,
+        );
+        Ok(Completion {
+            body,
+            usage: Some(usage),
+        })
     }
 
     async fn chat_stream(&self, req: &ValidatedChat) -> Result<ChunkStream, UpstreamError> {
@@ -223,13 +268,37 @@ impl Upstream for MockUpstream {
         let top = wants_logprobs(req);
         let delay = self.settings.token_delay;
         let mut items = Vec::with_capacity(toks.len() + 3);
-        items.push(StreamItem { chunk: openai::chunk(&id, &model, json!({"role": "assistant", "content": ""}), None, None), usage: None });
+        items.push(StreamItem {
+            chunk: openai::chunk(
+                &id,
+                &model,
+                json!({"role": "assistant", "content": ""}),
+                None,
+                None,
+            ),
+            usage: None,
+        });
         for t in &toks {
             let lp = top.map(|top| json!({"content": [logprob_entry(t, top)]}));
-            items.push(StreamItem { chunk: openai::chunk(&id, &model, json!({"content": t}), None, lp), usage: None });
+            items.push(StreamItem {
+                chunk: openai::chunk(&id, &model, json!({"content": t}), None, lp),
+                usage: None,
+            });
         }
-        items.push(StreamItem { chunk: openai::chunk(&id, &model, json!({}), Some(if cut { "length" } else { "stop" }), None), usage: None });
-        items.push(StreamItem { chunk: openai::usage_chunk(&id, &model, usage), usage: Some(usage) });
+        items.push(StreamItem {
+            chunk: openai::chunk(
+                &id,
+                &model,
+                json!({}),
+                Some(if cut { "length" } else { "stop" }),
+                None,
+            ),
+            usage: None,
+        });
+        items.push(StreamItem {
+            chunk: openai::usage_chunk(&id, &model, usage),
+            usage: Some(usage),
+        });
         let stream = futures::stream::iter(items).then(move |item| async move {
             pause(delay).await;
             Ok(item)
@@ -238,7 +307,10 @@ impl Upstream for MockUpstream {
     }
 
     async fn models(&self) -> Result<Vec<ModelInfo>, UpstreamError> {
-        Ok(vec![ModelInfo { id: self.model.clone(), owned_by: MOCK_OWNER.into() }])
+        Ok(vec![ModelInfo {
+            id: self.model.clone(),
+            owned_by: MOCK_OWNER.into(),
+        }])
     }
 
     async fn health(&self) -> Result<(), UpstreamError> {

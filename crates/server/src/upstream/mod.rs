@@ -5,8 +5,8 @@ pub mod mock;
 mod ndjson;
 mod ollama;
 mod openai;
-mod stream;
 pub mod sse;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,7 +136,8 @@ pub trait Upstream: Send + Sync {
 pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client, reqwest::Error> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(key) = &config.upstream_api_key
-        && let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+        && let Ok(mut value) =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
     {
         value.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, value);
@@ -153,14 +154,28 @@ pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client, reqwest::E
 /// Builds the upstream selected by `UPSTREAM`.
 pub fn from_config(config: &Config) -> Result<Arc<dyn Upstream>, reqwest::Error> {
     Ok(match config.upstream {
-        UpstreamKind::Mock => Arc::new(MockUpstream::new(config.model_name.clone(), config.mock.clone())),
-        UpstreamKind::OpenAi => Arc::new(OpenAiUpstream::new(http_client(config)?, &config.upstream_url, config.upstream_timeout)),
-        UpstreamKind::Ollama => Arc::new(OllamaUpstream::new(http_client(config)?, &config.upstream_url, config.upstream_timeout)),
+        UpstreamKind::Mock => Arc::new(MockUpstream::new(
+            config.model_name.clone(),
+            config.mock.clone(),
+        )),
+        UpstreamKind::OpenAi => Arc::new(OpenAiUpstream::new(
+            http_client(config)?,
+            &config.upstream_url,
+            config.upstream_timeout,
+        )),
+        UpstreamKind::Ollama => Arc::new(OllamaUpstream::new(
+            http_client(config)?,
+            &config.upstream_url,
+            config.upstream_timeout,
+        )),
     })
 }
 
 /// Sends a request and waits at most `timeout` for the response head.
-pub(crate) async fn send(rb: reqwest::RequestBuilder, timeout: Duration) -> Result<reqwest::Response, UpstreamError> {
+pub(crate) async fn send(
+    rb: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Result<reqwest::Response, UpstreamError> {
     match tokio::time::timeout(timeout, rb.send()).await {
         Err(_) => Err(UpstreamError::Timeout),
         Ok(Err(e)) => Err(UpstreamError::from_transport(&e)),
@@ -169,16 +184,23 @@ pub(crate) async fn send(rb: reqwest::RequestBuilder, timeout: Duration) -> Resu
 }
 
 /// Reads a whole (bounded) body; a non-2xx status becomes the matching error.
-pub(crate) async fn read_json(resp: reqwest::Response, timeout: Duration) -> Result<Value, UpstreamError> {
+pub(crate) async fn read_json(
+    resp: reqwest::Response,
+    timeout: Duration,
+) -> Result<Value, UpstreamError> {
     let status = resp.status().as_u16();
     let body = read_bounded(resp, timeout).await?;
     if !(200..300).contains(&status) {
         return Err(UpstreamError::from_status(status, &body));
     }
-    serde_json::from_slice(&body).map_err(|_| UpstreamError::Protocol("the response is not JSON".into()))
+    serde_json::from_slice(&body)
+        .map_err(|_| UpstreamError::Protocol("the response is not JSON".into()))
 }
 
-async fn read_bounded(mut resp: reqwest::Response, timeout: Duration) -> Result<Vec<u8>, UpstreamError> {
+async fn read_bounded(
+    mut resp: reqwest::Response,
+    timeout: Duration,
+) -> Result<Vec<u8>, UpstreamError> {
     let mut body = Vec::new();
     loop {
         let next = tokio::time::timeout(timeout, resp.chunk())

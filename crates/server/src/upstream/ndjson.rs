@@ -41,7 +41,10 @@ mod tests {
     #[test]
     fn splits_lines_across_chunks() {
         let mut s = LineSplitter::default();
-        assert_eq!(s.push(b"{\"a\":1}\n{\"b\"", 64).unwrap(), vec![b"{\"a\":1}".to_vec()]);
+        assert_eq!(
+            s.push(b"{\"a\":1}\n{\"b\"", 64).unwrap(),
+            vec![b"{\"a\":1}".to_vec()]
+        );
         assert_eq!(s.push(b":2}\n\n", 64).unwrap(), vec![b"{\"b\":2}".to_vec()]);
         assert!(s.push(b"{\"c\":3}", 64).unwrap().is_empty());
         assert_eq!(s.finish(), Some(b"{\"c\":3}".to_vec()));

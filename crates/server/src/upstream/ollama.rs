@@ -8,7 +8,9 @@ use serde_json::{Map, Value, json};
 
 use super::ndjson::LineSplitter;
 use super::stream::{Decoder, Items, decode};
-use super::{ChunkStream, Completion, MAX_UPSTREAM_BODY, ModelInfo, StreamItem, Upstream, UpstreamError};
+use super::{
+    ChunkStream, Completion, MAX_UPSTREAM_BODY, ModelInfo, StreamItem, Upstream, UpstreamError,
+};
 use crate::config::UpstreamKind;
 use crate::openai::types::{Content, ContentPart, Stop};
 use crate::openai::{self, Role, Usage, ValidatedChat};
@@ -104,7 +106,13 @@ pub(crate) fn request_body(req: &ValidatedChat, stream: bool) -> Result<Value, U
         "stream": stream,
         "options": options,
     });
-    if typed.response_format.as_ref().and_then(|f| f.get("type")).and_then(Value::as_str) == Some("json_object") {
+    if typed
+        .response_format
+        .as_ref()
+        .and_then(|f| f.get("type"))
+        .and_then(Value::as_str)
+        == Some("json_object")
+    {
         body["format"] = "json".into();
     }
     if let Some(tools) = req.raw.get("tools") {
@@ -120,7 +128,9 @@ pub(crate) fn request_body(req: &ValidatedChat, stream: bool) -> Result<Value, U
 }
 
 fn finish_reason(v: &Value) -> &'static str {
-    if v.pointer("/message/tool_calls").is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty())) {
+    if v.pointer("/message/tool_calls")
+        .is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()))
+    {
         return "tool_calls";
     }
     match v.get("done_reason").and_then(Value::as_str) {
@@ -131,14 +141,18 @@ fn finish_reason(v: &Value) -> &'static str {
 
 fn usage(v: &Value) -> Usage {
     Usage::new(
-        v.get("prompt_eval_count").and_then(Value::as_u64).unwrap_or(0),
+        v.get("prompt_eval_count")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
         v.get("eval_count").and_then(Value::as_u64).unwrap_or(0),
     )
 }
 
 /// Ollama's logprobs entries already use OpenAI's field names; wrap them as `{"content": [...]}`.
 fn logprobs(v: &Value) -> Option<Value> {
-    v.get("logprobs").filter(|l| l.is_array()).map(|l| json!({ "content": l }))
+    v.get("logprobs")
+        .filter(|l| l.is_array())
+        .map(|l| json!({ "content": l }))
 }
 
 fn tool_calls(v: &Value) -> Option<Value> {
@@ -171,11 +185,21 @@ pub(crate) fn completion_from(v: &Value, model: &str) -> Result<Completion, Upst
         .and_then(Value::as_str)
         .ok_or_else(|| UpstreamError::Protocol("the response has no message content".into()))?;
     let usage = usage(v);
-    let mut body = openai::completion(&openai::completion_id(), model, content, finish_reason(v), usage, logprobs(v));
+    let mut body = openai::completion(
+        &openai::completion_id(),
+        model,
+        content,
+        finish_reason(v),
+        usage,
+        logprobs(v),
+    );
     if let Some(calls) = tool_calls(v) {
         body["choices"][0]["message"]["tool_calls"] = calls;
     }
-    Ok(Completion { body, usage: Some(usage) })
+    Ok(Completion {
+        body,
+        usage: Some(usage),
+    })
 }
 
 #[async_trait]
@@ -186,17 +210,32 @@ impl Upstream for OllamaUpstream {
 
     async fn chat(&self, req: &ValidatedChat) -> Result<Completion, UpstreamError> {
         let body = request_body(req, false)?;
-        let resp = super::send(self.client.post(format!("{}/api/chat", self.base)).json(&body), self.timeout).await?;
+        let resp = super::send(
+            self.client
+                .post(format!("{}/api/chat", self.base))
+                .json(&body),
+            self.timeout,
+        )
+        .await?;
         let v = super::read_json(resp, self.timeout).await?;
         if let Some(err) = v.get("error").and_then(Value::as_str) {
-            return Err(UpstreamError::Failed { status: 500, message: err.chars().take(500).collect() });
+            return Err(UpstreamError::Failed {
+                status: 500,
+                message: err.chars().take(500).collect(),
+            });
         }
         completion_from(&v, &req.typed.model)
     }
 
     async fn chat_stream(&self, req: &ValidatedChat) -> Result<ChunkStream, UpstreamError> {
         let body = request_body(req, true)?;
-        let resp = super::send(self.client.post(format!("{}/api/chat", self.base)).json(&body), self.timeout).await?;
+        let resp = super::send(
+            self.client
+                .post(format!("{}/api/chat", self.base))
+                .json(&body),
+            self.timeout,
+        )
+        .await?;
         if !resp.status().is_success() {
             return Err(super::error_from(resp, self.timeout).await);
         }
@@ -210,21 +249,39 @@ impl Upstream for OllamaUpstream {
     }
 
     async fn models(&self) -> Result<Vec<ModelInfo>, UpstreamError> {
-        let resp = super::send(self.client.get(format!("{}/api/tags", self.base)), self.timeout).await?;
+        let resp = super::send(
+            self.client.get(format!("{}/api/tags", self.base)),
+            self.timeout,
+        )
+        .await?;
         let v = super::read_json(resp, self.timeout).await?;
-        let models = v.get("models").and_then(Value::as_array).ok_or_else(|| UpstreamError::Protocol("the tag list has no models".into()))?;
+        let models = v
+            .get("models")
+            .and_then(Value::as_array)
+            .ok_or_else(|| UpstreamError::Protocol("the tag list has no models".into()))?;
         Ok(models
             .iter()
             .filter_map(|m| {
                 let id = m.get("name").or_else(|| m.get("model"))?.as_str()?;
-                Some(ModelInfo { id: id.to_string(), owned_by: "ollama".into() })
+                Some(ModelInfo {
+                    id: id.to_string(),
+                    owned_by: "ollama".into(),
+                })
             })
             .collect())
     }
 
     async fn health(&self) -> Result<(), UpstreamError> {
-        let resp = super::send(self.client.get(format!("{}/api/version", self.base)), self.timeout.min(Duration::from_secs(3))).await?;
-        if resp.status().is_success() { Ok(()) } else { Err(UpstreamError::from_status(resp.status().as_u16(), b"")) }
+        let resp = super::send(
+            self.client.get(format!("{}/api/version", self.base)),
+            self.timeout.min(Duration::from_secs(3)),
+        )
+        .await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(UpstreamError::from_status(resp.status().as_u16(), b""))
+        }
     }
 }
 
@@ -242,15 +299,23 @@ impl NdjsonDecoder {
         let v: Value = match serde_json::from_slice(line) {
             Ok(v) => v,
             Err(_) => {
-                out.push_back(Err(UpstreamError::Protocol("a stream line is not JSON".into())));
+                out.push_back(Err(UpstreamError::Protocol(
+                    "a stream line is not JSON".into(),
+                )));
                 return true;
             }
         };
         if let Some(err) = v.get("error").and_then(Value::as_str) {
-            out.push_back(Err(UpstreamError::Failed { status: 500, message: err.chars().take(500).collect() }));
+            out.push_back(Err(UpstreamError::Failed {
+                status: 500,
+                message: err.chars().take(500).collect(),
+            }));
             return true;
         }
-        let content = v.pointer("/message/content").and_then(Value::as_str).unwrap_or("");
+        let content = v
+            .pointer("/message/content")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let done = v.get("done").and_then(Value::as_bool).unwrap_or(false);
         let mut delta = Map::new();
         if !self.sent_role {
@@ -264,11 +329,20 @@ impl NdjsonDecoder {
             delta.insert("tool_calls".into(), calls);
         }
         let finish = done.then(|| finish_reason(&v));
-        let chunk = openai::chunk(&self.id, &self.model, Value::Object(delta), finish, logprobs(&v));
+        let chunk = openai::chunk(
+            &self.id,
+            &self.model,
+            Value::Object(delta),
+            finish,
+            logprobs(&v),
+        );
         out.push_back(Ok(StreamItem { chunk, usage: None }));
         if done {
             let usage = usage(&v);
-            out.push_back(Ok(StreamItem { chunk: openai::usage_chunk(&self.id, &self.model, usage), usage: Some(usage) }));
+            out.push_back(Ok(StreamItem {
+                chunk: openai::usage_chunk(&self.id, &self.model, usage),
+                usage: Some(usage),
+            }));
         }
         done
     }
@@ -277,7 +351,9 @@ impl NdjsonDecoder {
 impl Decoder for NdjsonDecoder {
     fn feed(&mut self, bytes: &[u8], out: &mut Items) -> bool {
         let Some(lines) = self.lines.push(bytes, MAX_UPSTREAM_BODY) else {
-            out.push_back(Err(UpstreamError::Protocol("a stream line is too long".into())));
+            out.push_back(Err(UpstreamError::Protocol(
+                "a stream line is too long".into(),
+            )));
             return true;
         };
         for line in lines {
@@ -294,6 +370,8 @@ impl Decoder for NdjsonDecoder {
         {
             return;
         }
-        out.push_back(Err(UpstreamError::Protocol("the stream ended before the answer finished".into())));
+        out.push_back(Err(UpstreamError::Protocol(
+            "the stream ended before the answer finished".into(),
+        )));
     }
 }

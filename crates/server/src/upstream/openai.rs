@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use super::sse::SseParser;
 use super::stream::{Decoder, Items, decode};
-use super::{ChunkStream, Completion, MAX_UPSTREAM_BODY, ModelInfo, StreamItem, Upstream, UpstreamError};
+use super::{
+    ChunkStream, Completion, MAX_UPSTREAM_BODY, ModelInfo, StreamItem, Upstream, UpstreamError,
+};
 use crate::config::UpstreamKind;
 use crate::openai::{Usage, ValidatedChat};
 
@@ -22,8 +24,16 @@ impl OpenAiUpstream {
     /// `base` may be given with or without its `/v1` suffix.
     pub fn new(client: reqwest::Client, base: &str, timeout: Duration) -> Self {
         let base = base.trim_end_matches('/');
-        let base = if base.ends_with("/v1") { base.to_string() } else { format!("{base}/v1") };
-        OpenAiUpstream { client, base, timeout }
+        let base = if base.ends_with("/v1") {
+            base.to_string()
+        } else {
+            format!("{base}/v1")
+        };
+        OpenAiUpstream {
+            client,
+            base,
+            timeout,
+        }
     }
 
     fn body(req: &ValidatedChat, stream: bool) -> Value {
@@ -46,43 +56,77 @@ impl Upstream for OpenAiUpstream {
     }
 
     async fn chat(&self, req: &ValidatedChat) -> Result<Completion, UpstreamError> {
-        let rb = self.client.post(format!("{}/chat/completions", self.base)).json(&Self::body(req, false));
+        let rb = self
+            .client
+            .post(format!("{}/chat/completions", self.base))
+            .json(&Self::body(req, false));
         let resp = super::send(rb, self.timeout).await?;
         let body = super::read_json(resp, self.timeout).await?;
         if body.get("choices").and_then(Value::as_array).is_none() {
-            return Err(UpstreamError::Protocol("the response has no choices".into()));
+            return Err(UpstreamError::Protocol(
+                "the response has no choices".into(),
+            ));
         }
         let usage = Usage::from_value(body.get("usage"));
         Ok(Completion { body, usage })
     }
 
     async fn chat_stream(&self, req: &ValidatedChat) -> Result<ChunkStream, UpstreamError> {
-        let rb = self.client.post(format!("{}/chat/completions", self.base)).json(&Self::body(req, true));
+        let rb = self
+            .client
+            .post(format!("{}/chat/completions", self.base))
+            .json(&Self::body(req, true));
         let resp = super::send(rb, self.timeout).await?;
         if !resp.status().is_success() {
             return Err(super::error_from(resp, self.timeout).await);
         }
-        Ok(decode(resp, SseDecoder { parser: SseParser::new(MAX_UPSTREAM_BODY), finished_choice: false }, self.timeout))
+        Ok(decode(
+            resp,
+            SseDecoder {
+                parser: SseParser::new(MAX_UPSTREAM_BODY),
+                finished_choice: false,
+            },
+            self.timeout,
+        ))
     }
 
     async fn models(&self) -> Result<Vec<ModelInfo>, UpstreamError> {
-        let resp = super::send(self.client.get(format!("{}/models", self.base)), self.timeout).await?;
+        let resp = super::send(
+            self.client.get(format!("{}/models", self.base)),
+            self.timeout,
+        )
+        .await?;
         let body = super::read_json(resp, self.timeout).await?;
-        let data = body.get("data").and_then(Value::as_array).ok_or_else(|| UpstreamError::Protocol("the model list has no data".into()))?;
+        let data = body
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| UpstreamError::Protocol("the model list has no data".into()))?;
         Ok(data
             .iter()
             .filter_map(|m| {
                 Some(ModelInfo {
                     id: m.get("id")?.as_str()?.to_string(),
-                    owned_by: m.get("owned_by").and_then(Value::as_str).unwrap_or("upstream").to_string(),
+                    owned_by: m
+                        .get("owned_by")
+                        .and_then(Value::as_str)
+                        .unwrap_or("upstream")
+                        .to_string(),
                 })
             })
             .collect())
     }
 
     async fn health(&self) -> Result<(), UpstreamError> {
-        let resp = super::send(self.client.get(format!("{}/models", self.base)), self.timeout.min(Duration::from_secs(3))).await?;
-        if resp.status().is_success() { Ok(()) } else { Err(UpstreamError::from_status(resp.status().as_u16(), b"")) }
+        let resp = super::send(
+            self.client.get(format!("{}/models", self.base)),
+            self.timeout.min(Duration::from_secs(3)),
+        )
+        .await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(UpstreamError::from_status(resp.status().as_u16(), b""))
+        }
     }
 }
 
@@ -107,7 +151,9 @@ impl Decoder for SseDecoder {
             let chunk: Value = match serde_json::from_str(&data) {
                 Ok(v) => v,
                 Err(_) => {
-                    out.push_back(Err(UpstreamError::Protocol("a stream chunk is not JSON".into())));
+                    out.push_back(Err(UpstreamError::Protocol(
+                        "a stream chunk is not JSON".into(),
+                    )));
                     return true;
                 }
             };
@@ -128,7 +174,9 @@ impl Decoder for SseDecoder {
     fn end(&mut self, out: &mut Items) {
         // Some servers close without [DONE]; a stream that never finished its choice was cut off.
         if !self.finished_choice {
-            out.push_back(Err(UpstreamError::Protocol("the stream ended before the answer finished".into())));
+            out.push_back(Err(UpstreamError::Protocol(
+                "the stream ended before the answer finished".into(),
+            )));
         }
     }
 }

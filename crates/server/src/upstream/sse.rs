@@ -104,7 +104,11 @@ impl SseParser {
 
 /// Fuzz target: any bytes, split anywhere, never panic and parse the same as one piece.
 pub fn fuzz_sse(data: &[u8]) {
-    let split = data.first().map(|b| *b as usize).unwrap_or(0).min(data.len());
+    let split = data
+        .first()
+        .map(|b| *b as usize)
+        .unwrap_or(0)
+        .min(data.len());
     let mut whole = SseParser::new(1 << 16);
     let mut parts = SseParser::new(1 << 16);
     let a = whole.push(data);
@@ -128,7 +132,10 @@ mod tests {
     fn parses_events_across_chunk_boundaries() {
         let mut p = SseParser::new(1024);
         assert!(p.push(b"data: {\"a\"").unwrap().is_empty());
-        assert_eq!(p.push(b":1}\r\n\r\n: comment\n\ndata: [DONE]\n\n").unwrap(), vec!["{\"a\":1}", "[DONE]"]);
+        assert_eq!(
+            p.push(b":1}\r\n\r\n: comment\n\ndata: [DONE]\n\n").unwrap(),
+            vec!["{\"a\":1}", "[DONE]"]
+        );
     }
 
     #[test]

@@ -26,7 +26,11 @@ struct State<D> {
     timeout: Duration,
 }
 
-pub(crate) fn decode<D: Decoder>(resp: reqwest::Response, decoder: D, timeout: Duration) -> ChunkStream {
+pub(crate) fn decode<D: Decoder>(
+    resp: reqwest::Response,
+    decoder: D,
+    timeout: Duration,
+) -> ChunkStream {
     let state = State {
         resp,
         decoder,
