@@ -12,6 +12,7 @@ use secrecy::SecretString;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::gate::Gate;
 use crate::store::Store;
 use crate::upstream::Upstream;
 use crate::{auth, request_log, routes};
@@ -21,6 +22,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub upstream: Arc<dyn Upstream>,
+    pub gate: Arc<Gate>,
     /// The admin key in force (configured, or generated for a development run).
     pub admin_key: Option<Arc<SecretString>>,
 }
@@ -40,6 +42,13 @@ pub fn router(state: AppState) -> Router {
             post(routes::tenants::rotate_key),
         )
         .route("/tenants/{id}/revoke", post(routes::tenants::revoke))
+        .route(
+            "/tenants/{id}/policy",
+            axum::routing::put(routes::tenants::set_policy),
+        )
+        .route("/security/scan", post(routes::security::scan))
+        .route("/security/events", get(routes::security::events))
+        .route("/security/risk/{tenant_id}", get(routes::security::risk))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -29,6 +29,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("request blocked by the security gate (risk score {score}; reasons: {}); request id {request_id}", reasons.join(", "))]
+    Blocked {
+        request_id: String,
+        score: u8,
+        reasons: Vec<String>,
+    },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
@@ -58,7 +64,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::AdminRequired => StatusCode::FORBIDDEN,
+            ApiError::AdminRequired | ApiError::Blocked { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -87,6 +93,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "request_too_large",
             ApiError::Unauthorized(_) => "invalid_api_key",
             ApiError::AdminRequired => "admin_key_required",
+            ApiError::Blocked { .. } => "security_blocked",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Upstream(e) => e.code(),
@@ -116,6 +123,25 @@ impl ApiError {
 
     /// The error object, also used as the payload of an SSE error event mid-stream.
     pub fn body(&self) -> Value {
+        if let ApiError::Blocked {
+            request_id,
+            score,
+            reasons,
+        } = self
+        {
+            // Extra fields are ignored by SDKs but let a client show why it was refused.
+            return json!({
+                "error": {
+                    "message": self.public_message(),
+                    "type": self.error_type(),
+                    "code": self.code(),
+                    "param": null,
+                    "request_id": request_id,
+                    "risk_score": score,
+                    "reasons": reasons,
+                }
+            });
+        }
         json!({
             "error": {
                 "message": self.public_message(),

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod gate;
 pub mod mock_server;
 pub mod openai;
 pub mod request_log;

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::app::{AppState, router};
 use crate::auth::keys;
 use crate::config::{Config, UpstreamKind};
+use crate::gate::Gate;
 use crate::{store, upstream};
 
 /// Builds the shared state from configuration (store opened and migrated, upstream client).
@@ -21,10 +22,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let upstream =
         upstream::from_config(&config).context("could not build the upstream HTTP client")?;
     let admin_key = config.admin_api_key.clone().map(Arc::new);
+    let gate = Arc::new(
+        Gate::new(config.gate.clone()).context("the pattern catalogue failed to compile")?,
+    );
     Ok(AppState {
         config: Arc::new(config),
         store,
         upstream,
+        gate,
         admin_key,
     })
 }

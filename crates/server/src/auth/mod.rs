@@ -22,6 +22,7 @@ pub enum Principal {
 pub struct TenantCtx {
     pub id: String,
     pub name: String,
+    pub thresholds: Option<secureinfer_guard::Thresholds>,
 }
 
 impl Principal {
@@ -77,6 +78,7 @@ pub async fn resolve(state: &AppState, token: &str) -> Result<Principal, ApiErro
     Ok(Principal::Tenant(TenantCtx {
         id: record.tenant_id,
         name: record.tenant_name,
+        thresholds: record.thresholds,
     }))
 }
 

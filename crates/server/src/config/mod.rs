@@ -67,6 +67,32 @@ pub struct Limits {
     pub max_tokens_cap: u32,
 }
 
+/// How the security gate acts on its verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityMode {
+    /// Block at the block threshold.
+    Enforce,
+    /// Score, warn and record, but never block: for rolling the gate out.
+    Monitor,
+}
+
+impl SecurityMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityMode::Enforce => "enforce",
+            SecurityMode::Monitor => "monitor",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GateSettings {
+    pub thresholds: secureinfer_guard::Thresholds,
+    pub mode: SecurityMode,
+    pub score_system_prompt: bool,
+    pub event_store_prompt: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct MockSettings {
     pub latency: Duration,
@@ -91,6 +117,7 @@ pub struct Config {
     pub admin_api_key: Option<SecretString>,
     pub limits: Limits,
     pub shutdown_timeout: Duration,
+    pub gate: GateSettings,
     pub mock: MockSettings,
 }
 

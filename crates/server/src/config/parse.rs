@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{AllowedModels, Config, Environment, Limits, LogFormat, MockSettings, UpstreamKind};
+use super::{
+    AllowedModels, Config, Environment, GateSettings, Limits, LogFormat, MockSettings,
+    SecurityMode, UpstreamKind,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid {var}={value:?}: expected {expected}")]
@@ -106,6 +109,51 @@ fn database_url(raw: Option<String>) -> Result<String, ConfigError> {
         ));
     }
     Ok(format!("sqlite://{raw}"))
+}
+
+fn flag(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    choice(
+        lookup,
+        var,
+        &[("true", true), ("false", false), ("1", true), ("0", false)],
+        default,
+    )
+}
+
+fn gate(lookup: &dyn Fn(&str) -> Option<String>) -> Result<GateSettings, ConfigError> {
+    let defaults = secureinfer_guard::Thresholds::default();
+    let thresholds = secureinfer_guard::Thresholds {
+        warn: number(lookup, "RISK_THRESHOLD_WARN", defaults.warn, 1, 100)?,
+        block: number(lookup, "RISK_THRESHOLD_BLOCK", defaults.block, 1, 100)?,
+    };
+    if thresholds.warn > thresholds.block {
+        return Err(invalid(
+            "RISK_THRESHOLD_WARN",
+            &thresholds.warn.to_string(),
+            format!(
+                "a value not above RISK_THRESHOLD_BLOCK ({})",
+                thresholds.block
+            ),
+        ));
+    }
+    Ok(GateSettings {
+        thresholds,
+        mode: choice(
+            lookup,
+            "SECURITY_MODE",
+            &[
+                ("enforce", SecurityMode::Enforce),
+                ("monitor", SecurityMode::Monitor),
+            ],
+            SecurityMode::Enforce,
+        )?,
+        score_system_prompt: flag(lookup, "SCORE_SYSTEM_PROMPT", false)?,
+        event_store_prompt: flag(lookup, "EVENT_STORE_PROMPT", false)?,
+    })
 }
 
 pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -239,6 +287,7 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
             max_tokens_cap: number(lookup, "MAX_TOKENS_CAP", 4096u32, 1, 1_000_000)?,
         },
         shutdown_timeout: duration(lookup, "SHUTDOWN_TIMEOUT", Duration::from_secs(30))?,
+        gate: gate(lookup)?,
         mock: MockSettings {
             latency: duration(lookup, "MOCK_LATENCY", Duration::ZERO)?,
             token_delay: duration(lookup, "MOCK_TOKEN_DELAY", Duration::ZERO)?,

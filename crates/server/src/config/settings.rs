@@ -50,6 +50,11 @@ settings! {
     max_prompt_chars: "MAX_PROMPT_CHARS" => "most characters across all messages of one request",
     max_tokens_cap: "MAX_TOKENS_CAP" => "largest max_tokens a client may ask for (also the default)",
     shutdown_timeout: "SHUTDOWN_TIMEOUT" => "how long SIGTERM waits for in-flight requests",
+    risk_threshold_warn: "RISK_THRESHOLD_WARN" => "risk score (0-100) from which a request is answered with X-Security-Warning",
+    risk_threshold_block: "RISK_THRESHOLD_BLOCK" => "risk score (0-100) from which a request is refused with 403",
+    security_mode: "SECURITY_MODE" => "enforce (block at the block threshold) or monitor (score and log, never block)",
+    score_system_prompt: "SCORE_SYSTEM_PROMPT" => "also score the operator's system/developer messages (true or false)",
+    event_store_prompt: "EVENT_STORE_PROMPT" => "store the raw prompt in security events (true or false; off keeps only hash and length)",
     mock_latency: "MOCK_LATENCY" => "mock upstream: delay before the first token",
     mock_token_delay: "MOCK_TOKEN_DELAY" => "mock upstream: delay between streamed tokens",
 }

@@ -1,4 +1,4 @@
-//! `POST /v1/chat/completions`: validate, (gate), call the upstream, relay the answer.
+//! `POST /v1/chat/completions`: validate, gate, call the upstream, relay the answer.
 
 use std::convert::Infallible;
 use std::time::Instant;
@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
+use secureinfer_guard::Decision;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -33,7 +34,38 @@ pub async fn chat_completions(
     let tenant = principal.tenant()?.clone();
     let bytes = read_body(&headers, body, state.config.limits.max_body_bytes).await?;
     let chat = parse_chat(&bytes, &state.config.limits, &state.config.allowed_models)?;
-    let risk_score: u8 = 0;
+
+    let verdict = state
+        .gate
+        .assess_async(&chat.typed.messages, tenant.thresholds)
+        .await;
+    if verdict.decision != Decision::Allow {
+        // Recorded before answering, so a refused or flagged request is never lost.
+        let event = state
+            .gate
+            .event(&verdict, &tenant.id, &request_id.0, &chat.typed.messages);
+        state.store.insert_event(&event).await?;
+        tracing::warn!(
+            request_id = %request_id.0,
+            tenant = %tenant.id,
+            score = verdict.score,
+            decision = verdict.decision.as_str(),
+            enforced = verdict.enforced,
+            reasons = ?event.reasons,
+            "security gate"
+        );
+        if verdict.blocks() {
+            let mut resp = ApiError::Blocked {
+                request_id: request_id.0.clone(),
+                score: verdict.score,
+                reasons: event.reasons,
+            }
+            .into_response();
+            resp.headers_mut()
+                .insert("x-risk-score", HeaderValue::from(u16::from(verdict.score)));
+            return Ok(resp);
+        }
+    }
 
     let mut resp = if chat.typed.streaming() {
         let upstream = state.upstream.chat_stream(&chat).await?;
@@ -43,7 +75,13 @@ pub async fn chat_completions(
         axum::Json(completion.body).into_response()
     };
     resp.headers_mut()
-        .insert("x-risk-score", HeaderValue::from(u16::from(risk_score)));
+        .insert("x-risk-score", HeaderValue::from(u16::from(verdict.score)));
+    if verdict.warns() {
+        resp.headers_mut().insert(
+            "x-security-warning",
+            HeaderValue::from_static("elevated-risk"),
+        );
+    }
     Ok(resp)
 }
 

@@ -45,6 +45,7 @@ pub fn tenant_json(t: &Tenant) -> Value {
         "created_at": rfc3339(t.created_ms),
         "key_rotated_at": t.key_rotated_ms.map(rfc3339),
         "revoked_at": t.revoked_ms.map(rfc3339),
+        "risk_thresholds": t.thresholds,
     })
 }
 
@@ -137,5 +138,51 @@ pub async fn revoke(
     let tenant = existing(&state, &id).await?;
     let tenant = state.store.revoke_tenant(&tenant.id).await?;
     tracing::info!(tenant = %tenant.id, action = "tenant_revoked", "admin action");
+    Ok(Json(json!({"tenant": tenant_json(&tenant)})))
+}
+
+#[derive(Deserialize)]
+struct SetPolicy {
+    /// Both set: the tenant's own thresholds. Both null: back to the gateway's.
+    risk_threshold_warn: Option<u8>,
+    risk_threshold_block: Option<u8>,
+}
+
+pub async fn set_policy(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    principal.require_admin()?;
+    let bytes = read_body(&headers, body, 16 * 1024).await?;
+    let req: SetPolicy =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::bad_request(
+                    format!("invalid field {path}: {}", e.inner()),
+                    (path != ".").then_some(path),
+                )
+            })?;
+    let thresholds = match (req.risk_threshold_warn, req.risk_threshold_block) {
+        (None, None) => None,
+        (Some(warn), Some(block)) => {
+            let t = secureinfer_guard::Thresholds { warn, block };
+            t.validate()
+                .map_err(|m| ApiError::bad_request(m, Some("risk_threshold_warn".to_string())))?;
+            Some(t)
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "set both risk_threshold_warn and risk_threshold_block, or both to null",
+                Some("risk_threshold_block".to_string()),
+            ));
+        }
+    };
+    let tenant = existing(&state, &id).await?;
+    let tenant = state.store.set_thresholds(&tenant.id, thresholds).await?;
+    tracing::info!(tenant = %tenant.id, action = "policy_changed", "admin action");
     Ok(Json(json!({"tenant": tenant_json(&tenant)})))
 }

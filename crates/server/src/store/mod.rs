@@ -1,6 +1,7 @@
 //! Persistent state behind one trait: tenants and hashed API keys (more tables arrive with
 //! the security gate and the audit trail). SQLite is the embedded default.
 
+mod events;
 mod sqlite;
 
 use std::sync::Arc;
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use events::{EventFilter, SecurityEvent};
+use secureinfer_guard::Thresholds;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,8 @@ pub struct Tenant {
     pub created_ms: i64,
     pub key_rotated_ms: Option<i64>,
     pub revoked_ms: Option<i64>,
+    /// Per-tenant gate thresholds, overriding the gateway's.
+    pub thresholds: Option<Thresholds>,
 }
 
 /// What a request's key id resolves to.
@@ -47,6 +52,7 @@ pub struct KeyRecord {
     pub tenant_id: String,
     pub tenant_name: String,
     pub secret_hash: Vec<u8>,
+    pub thresholds: Option<Thresholds>,
     /// False when the key was rotated away or its tenant revoked.
     pub usable: bool,
 }
@@ -70,6 +76,15 @@ pub trait Store: Send + Sync {
     /// Marks the tenant revoked and revokes all its keys.
     async fn revoke_tenant(&self, tenant_id: &str) -> Result<Tenant, StoreError>;
     async fn lookup_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Sets (or with `None` clears) the tenant's own gate thresholds.
+    async fn set_thresholds(
+        &self,
+        tenant_id: &str,
+        thresholds: Option<Thresholds>,
+    ) -> Result<Tenant, StoreError>;
+    async fn insert_event(&self, event: &SecurityEvent) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<SecurityEvent>, StoreError>;
 }
 
 pub fn now_ms() -> i64 {

@@ -9,7 +9,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
-use super::{KeyRecord, NewKey, Store, StoreError, Tenant, TenantStatus, now_ms};
+use secureinfer_guard::Thresholds;
+
+use super::{
+    EventFilter, KeyRecord, NewKey, SecurityEvent, Store, StoreError, Tenant, TenantStatus, now_ms,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -47,8 +51,20 @@ impl SqliteStore {
 /// Expands to the tenant column list, so queries stay `&'static str` (sqlx refuses built strings).
 macro_rules! tenant_columns {
     () => {
-        "id, name, status, created_ms, key_rotated_ms, revoked_ms"
+        "id, name, status, created_ms, key_rotated_ms, revoked_ms, risk_threshold_warn, risk_threshold_block"
     };
+}
+
+fn thresholds(row: &SqliteRow) -> Result<Option<Thresholds>, sqlx::Error> {
+    let warn: Option<i64> = row.try_get("risk_threshold_warn")?;
+    let block: Option<i64> = row.try_get("risk_threshold_block")?;
+    Ok(match (warn, block) {
+        (Some(w), Some(b)) => Some(Thresholds {
+            warn: w.clamp(0, 100) as u8,
+            block: b.clamp(0, 100) as u8,
+        }),
+        _ => None,
+    })
 }
 
 fn tenant(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
@@ -64,6 +80,31 @@ fn tenant(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
         created_ms: row.try_get("created_ms")?,
         key_rotated_ms: row.try_get("key_rotated_ms")?,
         revoked_ms: row.try_get("revoked_ms")?,
+        thresholds: thresholds(row)?,
+    })
+}
+
+fn event(row: &SqliteRow) -> Result<SecurityEvent, sqlx::Error> {
+    let reasons: String = row.try_get("reasons")?;
+    let detail: Option<String> = row.try_get("detail")?;
+    let score: i64 = row.try_get("score")?;
+    let enforced: i64 = row.try_get("enforced")?;
+    Ok(SecurityEvent {
+        id: row.try_get("id")?,
+        created_ms: row.try_get("created_ms")?,
+        tenant_id: row.try_get("tenant_id")?,
+        request_id: row.try_get("request_id")?,
+        event_type: row.try_get("event_type")?,
+        score: score.clamp(0, 100) as u8,
+        reasons: serde_json::from_str(&reasons).unwrap_or_default(),
+        decision: row.try_get("decision")?,
+        enforced: enforced != 0,
+        prompt_sha256: row.try_get("prompt_sha256")?,
+        prompt_chars: row.try_get("prompt_chars")?,
+        prompt: row.try_get("prompt")?,
+        detail: detail
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or(serde_json::Value::Null),
     })
 }
 
@@ -114,6 +155,7 @@ impl Store for SqliteStore {
             created_ms: now,
             key_rotated_ms: None,
             revoked_ms: None,
+            thresholds: None,
         })
     }
 
@@ -213,7 +255,7 @@ impl Store for SqliteStore {
 
     async fn lookup_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.tenant_id, t.name, k.secret_hash, k.revoked_ms, t.status \
+            "SELECT k.tenant_id, t.name, k.secret_hash, k.revoked_ms, t.status, t.risk_threshold_warn, t.risk_threshold_block \
              FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id = ?",
         )
         .bind(key_id)
@@ -226,7 +268,78 @@ impl Store for SqliteStore {
             tenant_id: row.try_get("tenant_id")?,
             tenant_name: row.try_get("name")?,
             secret_hash: row.try_get("secret_hash")?,
+            thresholds: thresholds(&row)?,
             usable: revoked.is_none() && status == "active",
         }))
+    }
+
+    async fn set_thresholds(
+        &self,
+        tenant_id: &str,
+        thresholds: Option<Thresholds>,
+    ) -> Result<Tenant, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE tenants SET risk_threshold_warn = ?, risk_threshold_block = ? WHERE id = ?",
+        )
+        .bind(thresholds.map(|t| i64::from(t.warn)))
+        .bind(thresholds.map(|t| i64::from(t.block)))
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound("tenant"));
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants WHERE id = ?"
+        ))
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(tenant(&row)?)
+    }
+
+    async fn insert_event(&self, e: &SecurityEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO security_events (id, created_ms, tenant_id, request_id, event_type, score, reasons, \
+             decision, enforced, prompt_sha256, prompt_chars, prompt, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.id)
+        .bind(e.created_ms)
+        .bind(&e.tenant_id)
+        .bind(&e.request_id)
+        .bind(&e.event_type)
+        .bind(i64::from(e.score))
+        .bind(serde_json::to_string(&e.reasons).unwrap_or_else(|_| "[]".into()))
+        .bind(&e.decision)
+        .bind(i64::from(e.enforced))
+        .bind(&e.prompt_sha256)
+        .bind(e.prompt_chars)
+        .bind(&e.prompt)
+        .bind(e.detail.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_events(&self, f: &EventFilter) -> Result<Vec<SecurityEvent>, StoreError> {
+        // Each filter is "(? IS NULL OR column = ?)" so the statement stays static.
+        let rows = sqlx::query(
+            "SELECT * FROM security_events WHERE \
+             (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR event_type = ?2) AND (?3 IS NULL OR decision = ?3) \
+             AND (?4 IS NULL OR created_ms >= ?4) AND (?5 IS NULL OR created_ms < ?5) AND (?6 IS NULL OR id < ?6) \
+             ORDER BY id DESC LIMIT ?7",
+        )
+        .bind(&f.tenant_id)
+        .bind(&f.event_type)
+        .bind(&f.decision)
+        .bind(f.since_ms)
+        .bind(f.until_ms)
+        .bind(&f.before_id)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(event).collect::<Result<_, _>>()?)
     }
 }

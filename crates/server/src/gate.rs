@@ -1,0 +1,147 @@
+//! The security gate: scores a chat request with the detection core and turns the score
+//! into ALLOW / WARN / BLOCK under the gateway's (or the tenant's) thresholds and mode.
+
+use secureinfer_guard::{
+    Assessment, ChatMessage, Decision, Guard, GuardConfig, Role as GuardRole, Thresholds,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{GateSettings, SecurityMode};
+use crate::openai::{Message, Role};
+use crate::store::{SecurityEvent, now_ms};
+
+/// Prompts longer than this are scored on the blocking pool so they do not hold up the
+/// async workers (scoring is linear: about 20 µs per KB).
+const INLINE_SCORE_CHARS: usize = 16 * 1024;
+
+pub struct Gate {
+    guard: Guard,
+    settings: GateSettings,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub score: u8,
+    /// What the thresholds say.
+    pub decision: Decision,
+    /// Whether a BLOCK is acted on (false in monitor mode).
+    pub enforced: bool,
+    pub thresholds: Thresholds,
+    pub assessment: Assessment,
+}
+
+impl Verdict {
+    pub fn blocks(&self) -> bool {
+        self.decision == Decision::Block && self.enforced
+    }
+
+    /// The header value for WARN (and for a BLOCK that monitor mode let through).
+    pub fn warns(&self) -> bool {
+        self.decision != Decision::Allow && !self.blocks()
+    }
+}
+
+fn guard_role(r: Role) -> GuardRole {
+    match r {
+        Role::System => GuardRole::System,
+        Role::Developer => GuardRole::Developer,
+        Role::User => GuardRole::User,
+        Role::Assistant => GuardRole::Assistant,
+        Role::Tool | Role::Function => GuardRole::Tool,
+    }
+}
+
+impl Gate {
+    pub fn new(settings: GateSettings) -> Result<Self, secureinfer_guard::CatalogueError> {
+        let guard = Guard::new(GuardConfig {
+            score_system: settings.score_system_prompt,
+        })?;
+        Ok(Gate { guard, settings })
+    }
+
+    pub fn settings(&self) -> &GateSettings {
+        &self.settings
+    }
+
+    /// Scores the messages synchronously (the detection core does no I/O).
+    pub fn assess(&self, messages: &[Message], tenant_thresholds: Option<Thresholds>) -> Verdict {
+        let texts: Vec<(GuardRole, String)> = messages
+            .iter()
+            .map(|m| (guard_role(m.role), m.text()))
+            .collect();
+        let views: Vec<ChatMessage<'_>> = texts
+            .iter()
+            .map(|(role, text)| ChatMessage { role: *role, text })
+            .collect();
+        let assessment = self.guard.score(&views);
+        let thresholds = tenant_thresholds.unwrap_or(self.settings.thresholds);
+        Verdict {
+            score: assessment.score,
+            decision: thresholds.decide(assessment.score),
+            enforced: self.settings.mode == SecurityMode::Enforce,
+            thresholds,
+            assessment,
+        }
+    }
+
+    /// [`Gate::assess`], moved off the async workers for long prompts.
+    pub async fn assess_async(
+        self: &std::sync::Arc<Self>,
+        messages: &[Message],
+        tenant_thresholds: Option<Thresholds>,
+    ) -> Verdict {
+        let chars: usize = messages.iter().map(Message::char_count).sum();
+        if chars <= INLINE_SCORE_CHARS {
+            return self.assess(messages, tenant_thresholds);
+        }
+        let gate = self.clone();
+        let owned = messages.to_vec();
+        match tokio::task::spawn_blocking(move || gate.assess(&owned, tenant_thresholds)).await {
+            Ok(v) => v,
+            // The scorer does not panic (property-tested); if the task died anyway, score inline.
+            Err(_) => self.assess(messages, tenant_thresholds),
+        }
+    }
+
+    /// The event recorded for a WARN/BLOCK verdict: prompt hash and length, never the
+    /// prompt itself unless EVENT_STORE_PROMPT is on.
+    pub fn event(
+        &self,
+        verdict: &Verdict,
+        tenant_id: &str,
+        request_id: &str,
+        messages: &[Message],
+    ) -> SecurityEvent {
+        let prompt: String = messages
+            .iter()
+            .filter(|m| !matches!(m.role, Role::Assistant))
+            .map(|m| m.text())
+            .collect::<Vec<_>>()
+            .join("\n");
+        SecurityEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            created_ms: now_ms(),
+            tenant_id: tenant_id.to_string(),
+            request_id: request_id.to_string(),
+            event_type: "prompt_risk".to_string(),
+            score: verdict.score,
+            reasons: verdict
+                .assessment
+                .reason_names()
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
+            decision: verdict.decision.as_str().to_string(),
+            enforced: verdict.enforced,
+            prompt_sha256: hex::encode(Sha256::digest(prompt.as_bytes())),
+            prompt_chars: prompt.chars().count() as i64,
+            prompt: self.settings.event_store_prompt.then_some(prompt),
+            detail: serde_json::json!({
+                "patterns": verdict.assessment.reasons,
+                "obfuscation": verdict.assessment.obfuscation,
+                "thresholds": verdict.thresholds,
+            }),
+        }
+    }
+}
