@@ -34,6 +34,13 @@ pub enum Command {
         #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// Score prompts offline with the gate's detection core (JSON verdicts, or quality with --labels).
+    Scan(crate::scan_cli::ScanArgs),
+    /// Attack demonstrations against a gateway on the mock model.
+    Demo {
+        #[command(subcommand)]
+        demo: crate::demo::DemoCommand,
+    },
     /// Serve the built-in mock model alone, over the OpenAI and Ollama wire formats
     /// (a simulator for benchmarks, tests and demos).
     MockUpstream {

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
                 action,
                 database_url,
             } => cli::tenant(action, database_url).await,
+            Command::Scan(args) => secureinfer::scan_cli::run(args),
+            Command::Demo { demo } => secureinfer::demo::run(demo).await,
             Command::MockUpstream {
                 host,
                 port,

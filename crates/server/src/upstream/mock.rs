@@ -6,10 +6,12 @@
 //! obey injected instructions and leak its system prompt, which is what the demos need to
 //! show. Add a behaviour by adding a [`Rule`].
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use secureinfer_guard::normalize::{Normalized, Normalizer};
 use serde_json::{Value, json};
 
 use super::{ChunkStream, Completion, ModelInfo, StreamItem, Upstream, UpstreamError};
@@ -29,7 +31,37 @@ pub struct Rule {
 pub struct Conversation {
     pub system: String,
     pub last_user: String,
+    /// What a capable model "reads" in the last user message: lower-cased, with look-alikes,
+    /// spacing, leetspeak, encodings and hidden tag characters seen through (the detection
+    /// core's normaliser plays the model's eyes). Obfuscation fools filters, not models.
     pub last_user_lower: String,
+}
+
+fn normalizer() -> Option<&'static Normalizer> {
+    static N: OnceLock<Option<Normalizer>> = OnceLock::new();
+    N.get_or_init(|| Normalizer::new().ok()).as_ref()
+}
+
+/// Every reading of `text` the normaliser produces, one per line, lower-cased.
+fn read_through(text: &str) -> String {
+    let mut out = text.to_lowercase();
+    let Some(n) = normalizer() else { return out };
+    let mut views = Normalized::default();
+    let mut budget = 64 * 1024;
+    n.run(text, true, &mut budget, &mut views);
+    for (_, view) in views.views() {
+        out.push('\n');
+        out.push_str(view);
+    }
+    let extras =
+        std::iter::once(views.hidden.as_str()).chain(views.decoded.iter().map(|(_, d)| d.as_str()));
+    for extra in extras {
+        if !extra.is_empty() {
+            out.push('\n');
+            out.push_str(&extra.to_lowercase());
+        }
+    }
+    out
 }
 
 impl Conversation {
@@ -46,7 +78,7 @@ impl Conversation {
             .find(|m| matches!(m.role, Role::User | Role::Tool))
             .map(Message::text)
             .unwrap_or_default();
-        let last_user_lower = last_user.to_lowercase();
+        let last_user_lower = read_through(&last_user);
         Conversation {
             system,
             last_user,
@@ -55,11 +87,19 @@ impl Conversation {
     }
 }
 
-/// Finds `marker` in the lower-cased text and returns what follows it in the original.
+/// Finds `marker` in what the model read and returns the rest of that line, in the
+/// original casing when the original text holds it.
 fn after<'a>(c: &'a Conversation, markers: &[&str]) -> Option<&'a str> {
     markers.iter().find_map(|m| {
         let pos = c.last_user_lower.find(m)?;
-        c.last_user.get(pos + m.len()..)
+        let rest = c.last_user_lower.get(pos + m.len()..)?;
+        let rest = rest.split('\n').next()?;
+        let original = c
+            .last_user
+            .to_lowercase()
+            .find(rest)
+            .and_then(|p| c.last_user.get(p..p + rest.len()));
+        Some(original.unwrap_or(rest))
     })
 }
 

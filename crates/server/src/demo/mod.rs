@@ -1,0 +1,81 @@
+//! `secureinfer demo …`: attack demonstrations against a gateway on the mock model.
+//!
+//! Each demo starts its own gateways in-process (SQLite in memory, the mock upstream) unless
+//! `--url` points it at a running one.
+
+mod injection;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+use secrecy::ExposeSecret;
+
+use crate::app::router;
+use crate::auth::keys;
+use crate::config::{Config, SecurityMode};
+use crate::server::build_state;
+
+#[derive(Subcommand, Debug)]
+pub enum DemoCommand {
+    /// Prompt injection and jailbreaks, plain and obfuscated: scores, reasons and verdicts,
+    /// and what the unguarded mock model answers.
+    Injection {
+        /// Target a running gateway instead of starting one.
+        #[arg(long, requires = "key")]
+        url: Option<String>,
+        /// Tenant API key for --url.
+        #[arg(long, env = "SECUREINFER_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
+}
+
+/// A gateway started for a demo: its base URL and a tenant key.
+pub struct DemoGateway {
+    pub url: String,
+    pub key: String,
+}
+
+/// Starts a gateway on 127.0.0.1 with the mock upstream and an in-memory database.
+pub async fn start_gateway(
+    mode: SecurityMode,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<DemoGateway> {
+    let mut vars: Vec<(String, String)> = vec![
+        ("UPSTREAM".into(), "mock".into()),
+        ("DATABASE_URL".into(), "sqlite::memory:".into()),
+        ("SECURITY_MODE".into(), mode.as_str().into()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let lookup = move |k: &str| {
+        vars.iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+    };
+    let config = Config::from_lookup(&lookup)?;
+    let state = build_state(config).await?;
+    let key = keys::generate();
+    state.store.create_tenant("demo", &key.stored).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot bind a loopback port")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = router(state);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(DemoGateway {
+        url,
+        key: key.key.expose_secret().to_string(),
+    })
+}
+
+pub async fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DemoCommand::Injection { url, key } => injection::run(url.zip(key)).await,
+    }
+}
+
+/// Shared HTTP client for demos.
+pub fn client() -> anyhow::Result<Arc<reqwest::Client>> {
+    Ok(Arc::new(reqwest::Client::builder().build()?))
+}
