@@ -219,8 +219,8 @@ pub async fn run(target: Option<(String, String)>) -> anyhow::Result<ExitCode> {
         guarded.url
     );
     println!(
-        "{:<16} {:<46} {:>5} {:<6} {:<40} {}",
-        "attack", "prompt as sent", "score", "gate", "reasons", "unguarded model answers"
+        "{:<16} {:<46} {:>5} {:<6} {:<40} unguarded model answers",
+        "attack", "prompt as sent", "score", "gate", "reasons"
     );
     let (mut caught, mut attacks, mut benign_ok, mut benign) = (0, 0, 0, 0);
     for (label, prompt, is_attack) in prompts() {
