@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Keeps `.env.example` (at the repository root) in step with the settings the gateway reads.
 //!
 //! Every variable in `SettingArgs::ALL` must appear in `.env.example` as a `NAME=` line

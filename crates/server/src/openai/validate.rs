@@ -37,13 +37,32 @@ pub fn parse_chat(
     let object = Value::Object(raw);
     let typed: ChatRequest = serde_path_to_error::deserialize(&object).map_err(|e| {
         let path = e.path().to_string();
-        let param = (path != ".").then(|| path.clone());
-        ApiError::bad_request(format!("invalid field {path}: {}", e.inner()), param)
+        let inner = e.inner().to_string();
+        let param = error_param(&path, &inner);
+        let message = match &param {
+            Some(p) => format!("invalid field {p}: {inner}"),
+            None => format!("invalid request body: {inner}"),
+        };
+        ApiError::bad_request(message, param)
     })?;
     let Value::Object(raw) = object else {
         return Err(ApiError::Internal("request object changed shape".into()));
     };
     finish(typed, raw, limits, allowed)
+}
+
+/// The `param` an OpenAI client expects: the path to the bad value, or for a missing field
+/// the path the field should have had (serde reports the parent object's path).
+fn error_param(path: &str, inner: &str) -> Option<String> {
+    let missing = inner
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (".", Some(field)) => Some(field.to_string()),
+        (".", None) => None,
+        (parent, Some(field)) => Some(format!("{parent}.{field}")),
+        (path, None) => Some(path.to_string()),
+    }
 }
 
 fn finish(

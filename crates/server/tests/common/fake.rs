@@ -1,0 +1,321 @@
+//! A scriptable test upstream: a real HTTP server on 127.0.0.1:0 that speaks Ollama's
+//! NDJSON API (`/api/chat`, `/api/tags`, `/api/version`) and OpenAI's SSE API
+//! (`/v1/chat/completions`, `/v1/models`) with the shapes of their public docs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// The tokens every normal answer streams; together they read "Hello world".
+pub const TOKENS: [&str; 2] = ["Hello", " world"];
+pub const PROMPT_TOKENS: u64 = 7;
+
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// Answers "Hello world", done_reason / finish_reason `stop`.
+    Normal,
+    /// Same answer, but cut: done_reason / finish_reason `length`.
+    Length,
+    /// Never sends a response head (the gateway's UPSTREAM_TIMEOUT must fire).
+    Hang,
+    /// Answers with this status and body.
+    Status(u16, &'static str),
+    /// 200 with a body that is not JSON (non-stream), or a stream line / event that is not JSON.
+    Malformed,
+    /// Streams the first token, then ends the body cleanly without the final message.
+    CutOff,
+    /// Streams the first token, then the connection breaks (body error).
+    Break,
+    /// Streams a token every 20 ms forever and signals `dropped` when its body is dropped.
+    Endless,
+}
+
+#[derive(Clone)]
+pub struct Fake {
+    pub url: String,
+    behaviour: Arc<Mutex<Behaviour>>,
+    hits: Arc<AtomicUsize>,
+    last: Arc<Mutex<Option<Value>>>,
+    /// Notified (one permit) when an `Endless` body is dropped, i.e. the connection went away.
+    pub dropped: Arc<Notify>,
+}
+
+impl Fake {
+    pub async fn start(behaviour: Behaviour) -> Fake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake = Fake {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            behaviour: Arc::new(Mutex::new(behaviour)),
+            hits: Arc::new(AtomicUsize::new(0)),
+            last: Arc::new(Mutex::new(None)),
+            dropped: Arc::new(Notify::new()),
+        };
+        let app = Router::new()
+            .route("/api/chat", post(ollama_chat))
+            .route("/api/tags", get(ollama_tags))
+            .route(
+                "/api/version",
+                get(|| async { axum::Json(json!({"version": "0.12.0"})) }),
+            )
+            .route("/v1/chat/completions", post(openai_chat))
+            .route("/v1/models", get(openai_models))
+            .with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        fake
+    }
+
+    pub fn set(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// How many chat requests reached this upstream.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// The JSON body of the last chat request received.
+    pub fn last_body(&self) -> Value {
+        self.last
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("the upstream received no chat request")
+    }
+
+    /// Waits (bounded) until an `Endless` stream's body has been dropped.
+    pub async fn wait_dropped(&self) {
+        tokio::time::timeout(Duration::from_secs(10), self.dropped.notified())
+            .await
+            .expect("the upstream stream was not cancelled within 10 s");
+    }
+
+    fn record(&self, body: &Bytes) -> Behaviour {
+        self.hits.fetch_add(1, Ordering::SeqCst);
+        *self.last.lock().unwrap() = serde_json::from_slice(body).ok();
+        self.behaviour.lock().unwrap().clone()
+    }
+}
+
+/// Fires the fake's `dropped` notification when the body stream holding it is dropped.
+struct DropGuard(Arc<Notify>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+type Piece = Result<Bytes, std::io::Error>;
+
+fn streamed(content_type: &'static str, pieces: Vec<Piece>) -> Response {
+    let body = Body::from_stream(futures::stream::iter(pieces));
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+fn endless(content_type: &'static str, dropped: Arc<Notify>, piece: fn() -> Bytes) -> Response {
+    let body = futures::stream::unfold((DropGuard(dropped), 0u64), move |(g, i)| async move {
+        if i > 0 {
+            // Pacing of an endless answer, not synchronisation.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some((Ok::<_, std::io::Error>(piece()), (g, i + 1)))
+    });
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// The first piece, then the connection breaks. The body is pending once in between, so the
+/// server flushes the first piece to the socket before it aborts (protocol order, not a timer).
+fn broken(first: Piece, content_type: &'static str) -> Response {
+    let failure = futures::stream::once(async {
+        tokio::task::yield_now().await;
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "test upstream breaks the stream",
+        ))
+    });
+    let body = futures::stream::iter([first]).chain(failure);
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+fn status(code: u16, body: &'static str) -> Response {
+    let status = StatusCode::from_u16(code).unwrap();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+// ---------------------------------------------------------------- Ollama
+
+fn ollama_line(model: &str, content: &str) -> Value {
+    json!({"model": model, "created_at": "2026-01-01T00:00:00Z",
+           "message": {"role": "assistant", "content": content}, "done": false})
+}
+
+fn ollama_done(model: &str, content: &str, reason: &str) -> Value {
+    json!({"model": model, "created_at": "2026-01-01T00:00:00Z",
+           "message": {"role": "assistant", "content": content},
+           "done": true, "done_reason": reason, "total_duration": 1_000_000,
+           "load_duration": 1000, "prompt_eval_count": PROMPT_TOKENS, "prompt_eval_duration": 1000,
+           "eval_count": TOKENS.len(), "eval_duration": 1000})
+}
+
+fn nd(v: &Value) -> Piece {
+    Ok(Bytes::from(format!("{v}\n")))
+}
+
+async fn ollama_chat(State(fake): State<Fake>, body: Bytes) -> Response {
+    let behaviour = fake.record(&body);
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = req["model"].as_str().unwrap_or("").to_string();
+    let stream = req["stream"].as_bool().unwrap_or(true);
+    let reason = match behaviour {
+        Behaviour::Normal => "stop",
+        Behaviour::Length => "length",
+        Behaviour::Hang => std::future::pending().await,
+        Behaviour::Status(code, body) => return status(code, body),
+        Behaviour::Malformed if !stream => return status(200, "{\"model\": oops"),
+        Behaviour::Malformed => {
+            let pieces = vec![
+                nd(&ollama_line(&model, "Hello")),
+                Ok("not json at all\n".into()),
+            ];
+            return streamed("application/x-ndjson", pieces);
+        }
+        Behaviour::CutOff => {
+            return streamed(
+                "application/x-ndjson",
+                vec![nd(&ollama_line(&model, "Hello"))],
+            );
+        }
+        Behaviour::Break => {
+            return broken(nd(&ollama_line(&model, "Hello")), "application/x-ndjson");
+        }
+        Behaviour::Endless => {
+            return endless("application/x-ndjson", fake.dropped.clone(), || {
+                Bytes::from(format!("{}\n", ollama_line("test-model", "la ")))
+            });
+        }
+    };
+    if !stream {
+        return axum::Json(ollama_done(&model, &TOKENS.concat(), reason)).into_response();
+    }
+    let mut pieces: Vec<Piece> = TOKENS.iter().map(|t| nd(&ollama_line(&model, t))).collect();
+    pieces.push(nd(&ollama_done(&model, "", reason)));
+    streamed("application/x-ndjson", pieces)
+}
+
+async fn ollama_tags() -> axum::Json<Value> {
+    axum::Json(json!({"models": [
+        {"name": "test-model", "model": "test-model", "size": 1, "digest": "ab", "details": {}},
+        {"name": "other-model:7b", "model": "other-model:7b", "size": 1, "digest": "cd", "details": {}},
+    ]}))
+}
+
+// ---------------------------------------------------------------- OpenAI
+
+pub fn openai_chunk(delta: Value, finish: Option<&str>) -> Value {
+    json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+           "model": "test-model", "system_fingerprint": "fp_fake",
+           "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+}
+
+pub fn openai_usage_chunk() -> Value {
+    json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+           "model": "test-model", "choices": [],
+           "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 2, "total_tokens": 9}})
+}
+
+/// The chunks a normal streamed answer consists of, in order (usage chunk excluded).
+pub fn openai_chunks(finish: &str) -> Vec<Value> {
+    let mut chunks = vec![openai_chunk(
+        json!({"role": "assistant", "content": ""}),
+        None,
+    )];
+    chunks.extend(
+        TOKENS
+            .iter()
+            .map(|t| openai_chunk(json!({"content": t}), None)),
+    );
+    chunks.push(openai_chunk(json!({}), Some(finish)));
+    chunks
+}
+
+fn sse(v: &Value) -> Piece {
+    Ok(Bytes::from(format!("data: {v}\n\n")))
+}
+
+async fn openai_chat(State(fake): State<Fake>, body: Bytes) -> Response {
+    let behaviour = fake.record(&body);
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let stream = req["stream"].as_bool().unwrap_or(false);
+    let include_usage = req["stream_options"]["include_usage"].as_bool() == Some(true);
+    let finish = match behaviour {
+        Behaviour::Normal => "stop",
+        Behaviour::Length => "length",
+        Behaviour::Hang => std::future::pending().await,
+        Behaviour::Status(code, body) => return status(code, body),
+        Behaviour::Malformed if !stream => return status(200, "{\"choices\": [oops"),
+        Behaviour::Malformed => {
+            let first = openai_chunks("stop").remove(0);
+            return streamed(
+                "text/event-stream",
+                vec![sse(&first), Ok("data: {oops\n\n".into())],
+            );
+        }
+        Behaviour::CutOff => {
+            let first = openai_chunks("stop").remove(0);
+            return streamed("text/event-stream", vec![sse(&first)]);
+        }
+        Behaviour::Break => {
+            let first = openai_chunks("stop").remove(0);
+            return broken(sse(&first), "text/event-stream");
+        }
+        Behaviour::Endless => {
+            return endless("text/event-stream", fake.dropped.clone(), || {
+                Bytes::from(format!(
+                    "data: {}\n\n",
+                    openai_chunk(json!({"content": "la "}), None)
+                ))
+            });
+        }
+    };
+    if !stream {
+        return axum::Json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": "test-model",
+            "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": TOKENS.concat(),
+                         "refusal": null}, "logprobs": null, "finish_reason": finish}],
+            "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 2, "total_tokens": 9},
+        }))
+        .into_response();
+    }
+    let mut pieces: Vec<Piece> = openai_chunks(finish).iter().map(sse).collect();
+    if include_usage {
+        pieces.push(sse(&openai_usage_chunk()));
+    }
+    pieces.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+    streamed("text/event-stream", pieces)
+}
+
+async fn openai_models() -> axum::Json<Value> {
+    axum::Json(json!({"object": "list", "data": [
+        {"id": "test-model", "object": "model", "created": 1, "owned_by": "fake-org"},
+        {"id": "other-model", "object": "model", "created": 1, "owned_by": "fake-org"},
+    ]}))
+}

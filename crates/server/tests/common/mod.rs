@@ -1,0 +1,223 @@
+//! Shared helpers for the gateway's integration tests: an in-process gateway on 127.0.0.1:0
+//! with a fresh SQLite file and one tenant, request builders, and OpenAI-shape assertions.
+#![allow(dead_code)]
+
+pub mod fake;
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+#[allow(unused_imports)]
+pub use fake::{Behaviour, Fake};
+
+/// A 40-character admin key (the config demands at least 32).
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
+pub const MODEL: &str = "test-model";
+
+pub struct Gateway {
+    pub url: String,
+    pub key: String,
+    pub tenant_id: String,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Starts the real router in-process. `vars` override the defaults (mock upstream, dev mode).
+pub async fn gateway(vars: &[(&str, &str)]) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let mut map: HashMap<String, String> = HashMap::new();
+    let db = format!("sqlite://{}/gw.db", dir.path().display());
+    for (k, v) in [
+        ("SECUREINFER_ENV", "development"),
+        ("LOG_LEVEL", "warn"),
+        ("DATABASE_URL", db.as_str()),
+        ("ADMIN_API_KEY", ADMIN_KEY),
+        ("UPSTREAM", "mock"),
+        ("MODEL_NAME", MODEL),
+        ("UPSTREAM_TIMEOUT", "5s"),
+    ] {
+        map.insert(k.into(), v.into());
+    }
+    for (k, v) in vars {
+        map.insert((*k).into(), (*v).into());
+    }
+    let config = secureinfer::config::Config::from_lookup(&|k| map.get(k).cloned()).unwrap();
+    let state = secureinfer::server::build_state(config).await.unwrap();
+    let generated = secureinfer::auth::keys::generate();
+    let tenant = state
+        .store
+        .create_tenant("acme", &generated.stored)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = secureinfer::app::router(state);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Gateway {
+        url,
+        key: generated.key.expose_secret().to_string(),
+        tenant_id: tenant.id,
+        client: client(),
+        _dir: dir,
+    }
+}
+
+/// A gateway in front of a fake upstream speaking `kind` ("ollama" or "openai").
+pub async fn gateway_for(fake: &Fake, kind: &str, extra: &[(&str, &str)]) -> Gateway {
+    let mut vars = vec![("UPSTREAM", kind), ("UPSTREAM_URL", fake.url.as_str())];
+    vars.extend_from_slice(extra);
+    gateway(&vars).await
+}
+
+/// A minimal valid chat request.
+pub fn chat(content: &str) -> Value {
+    json!({"model": MODEL, "messages": [{"role": "user", "content": content}]})
+}
+
+pub fn stream_chat(content: &str, include_usage: bool) -> Value {
+    let mut body = chat(content);
+    body["stream"] = true.into();
+    if include_usage {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+impl Gateway {
+    pub fn get(&self, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        let rb = self.client.get(format!("{}{path}", self.url));
+        match key {
+            Some(k) => rb.bearer_auth(k),
+            None => rb,
+        }
+    }
+
+    pub fn post(&self, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        let rb = self.client.post(format!("{}{path}", self.url));
+        match key {
+            Some(k) => rb.bearer_auth(k),
+            None => rb,
+        }
+    }
+
+    /// POST /v1/chat/completions with the tenant key.
+    pub async fn chat(&self, body: &Value) -> reqwest::Response {
+        self.chat_as(&self.key, body).await
+    }
+
+    pub async fn chat_as(&self, key: &str, body: &Value) -> reqwest::Response {
+        self.post("/v1/chat/completions", Some(key))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a tenant through the admin API; returns (id, api key).
+    pub async fn create_tenant(&self, name: &str) -> (String, String) {
+        let resp = self
+            .post("/v1/tenants", Some(ADMIN_KEY))
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let v: Value = resp.json().await.unwrap();
+        (
+            v["tenant"]["id"].as_str().unwrap().to_string(),
+            v["api_key"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// Asserts an error response: its status and the OpenAI error shape, with `code` if given.
+/// Returns the `error` object.
+pub async fn expect_error(resp: reqwest::Response, status: u16, code: Option<&str>) -> Value {
+    let got = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = resp.text().await.unwrap();
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    assert!(ct.starts_with("application/json"), "content-type {ct}");
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    check_error_shape(&v);
+    if let Some(code) = code {
+        assert_eq!(v["error"]["code"], code, "body: {text}");
+    }
+    v["error"].clone()
+}
+
+/// `{"error":{"message": string, "type": string, "code": string|null, "param": string|null}}`.
+pub fn check_error_shape(v: &Value) {
+    let e = v.get("error").and_then(Value::as_object);
+    let e = e.unwrap_or_else(|| panic!("no error object: {v}"));
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert!(e["type"].is_string(), "{v}");
+    assert!(
+        e.contains_key("code") && (e["code"].is_string() || e["code"].is_null()),
+        "{v}"
+    );
+    assert!(
+        e.contains_key("param") && (e["param"].is_string() || e["param"].is_null()),
+        "{v}"
+    );
+}
+
+/// The `data:` payloads of a complete SSE body, in order.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            e.strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("not a data event: {e:?}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// The JSON chunks of a complete SSE body, asserting it ends with exactly one `[DONE]`.
+pub fn sse_chunks_done(body: &str) -> Vec<Value> {
+    let mut data = sse_data(body);
+    assert_eq!(data.pop().as_deref(), Some("[DONE]"), "body: {body}");
+    data.iter()
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| panic!("bad chunk {d}")))
+        .collect()
+}
+
+/// Concatenated `delta.content` of chunks.
+pub fn streamed_text(chunks: &[Value]) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| {
+            c.pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+        })
+        .collect()
+}
+
+/// Chunks with `choices: []` (usage-only chunks).
+pub fn usage_chunks(chunks: &[Value]) -> Vec<&Value> {
+    chunks
+        .iter()
+        .filter(|c| c["choices"].as_array().is_some_and(Vec::is_empty))
+        .collect()
+}
+
+/// A port on loopback that nothing listens on (bound, then released).
+pub fn closed_port_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
