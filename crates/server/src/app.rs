@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::gate::Gate;
+use crate::model_integrity::IntegrityMonitor;
 use crate::store::Store;
 use crate::upstream::Upstream;
 use crate::{auth, request_log, routes};
@@ -23,6 +24,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub upstream: Arc<dyn Upstream>,
     pub gate: Arc<Gate>,
+    pub integrity: Arc<IntegrityMonitor>,
     /// The admin key in force (configured, or generated for a development run).
     pub admin_key: Option<Arc<SecretString>>,
 }
@@ -49,6 +51,10 @@ pub fn router(state: AppState) -> Router {
         .route("/security/scan", post(routes::security::scan))
         .route("/security/events", get(routes::security::events))
         .route("/security/risk/{tenant_id}", get(routes::security::risk))
+        .route(
+            "/security/verify",
+            get(routes::verify::status).post(routes::verify::run),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -1,4 +1,5 @@
-//! The `secureinfer` command line: `serve`, `tenant …`, `mock-upstream`.
+//! The `secureinfer` command line: `serve`, `tenant …`, `scan`, `model …`, `demo …`,
+//! `mock-upstream`.
 
 use std::process::ExitCode;
 
@@ -36,6 +37,11 @@ pub enum Command {
     },
     /// Score prompts offline with the gate's detection core (JSON verdicts, or quality with --labels).
     Scan(crate::scan_cli::ScanArgs),
+    /// Model integrity: hash a model, verify it (pinned hash, signature, allowlist), sign it.
+    Model {
+        #[command(subcommand)]
+        command: secureinfer_integrity::cli::ModelCommand,
+    },
     /// Attack demonstrations against a gateway on the mock model.
     Demo {
         #[command(subcommand)]

@@ -29,6 +29,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Inference refused because the model failed its integrity check (MODEL_INTEGRITY_MODE=enforce).
+    #[error("{0}")]
+    ModelIntegrity(String),
     #[error("request blocked by the security gate (risk score {score}; reasons: {}); request id {request_id}", reasons.join(", "))]
     Blocked {
         request_id: String,
@@ -67,7 +70,9 @@ impl ApiError {
             ApiError::AdminRequired | ApiError::Blocked { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ModelIntegrity(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Upstream(e) => e.status(),
             ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
@@ -96,6 +101,7 @@ impl ApiError {
             ApiError::Blocked { .. } => "security_blocked",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::ModelIntegrity(_) => "model_integrity_failed",
             ApiError::Upstream(e) => e.code(),
             ApiError::Store(StoreError::NotFound(_)) => "not_found",
             ApiError::Store(StoreError::Conflict(_)) => "conflict",

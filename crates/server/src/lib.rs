@@ -9,6 +9,7 @@ pub mod demo;
 pub mod error;
 pub mod gate;
 pub mod mock_server;
+pub mod model_integrity;
 pub mod openai;
 pub mod request_log;
 pub mod routes;

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
                 database_url,
             } => cli::tenant(action, database_url).await,
             Command::Scan(args) => secureinfer::scan_cli::run(args),
+            Command::Model { command } => secureinfer_integrity::cli::run(command),
             Command::Demo { demo } => secureinfer::demo::run(demo).await,
             Command::MockUpstream {
                 host,

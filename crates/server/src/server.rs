@@ -12,9 +12,11 @@ use crate::app::{AppState, router};
 use crate::auth::keys;
 use crate::config::{Config, UpstreamKind};
 use crate::gate::Gate;
+use crate::model_integrity::IntegrityMonitor;
 use crate::{store, upstream};
 
-/// Builds the shared state from configuration (store opened and migrated, upstream client).
+/// Builds the shared state from configuration (store opened and migrated, upstream client),
+/// and verifies the model first when MODEL_VERIFY_ON_START is on.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let store = store::connect(&config.database_url)
         .await
@@ -25,11 +27,18 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let gate = Arc::new(
         Gate::new(config.gate.clone()).context("the pattern catalogue failed to compile")?,
     );
+    let integrity = Arc::new(IntegrityMonitor::new(
+        config.integrity.clone(),
+        &config.model_name,
+        store.clone(),
+    )?);
+    integrity.start().await;
     Ok(AppState {
         config: Arc::new(config),
         store,
         upstream,
         gate,
+        integrity,
         admin_key,
     })
 }

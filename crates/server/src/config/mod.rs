@@ -6,6 +6,7 @@
 mod parse;
 mod settings;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -93,6 +94,65 @@ pub struct GateSettings {
     pub event_store_prompt: bool,
 }
 
+/// What the gateway does while the model fails its integrity check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntegrityMode {
+    /// Refuse inference (503) until the model verifies again.
+    Enforce,
+    /// Report in `/health` and `/v1/security/verify`, record an event, keep serving.
+    Monitor,
+}
+
+impl IntegrityMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrityMode::Enforce => "enforce",
+            IntegrityMode::Monitor => "monitor",
+        }
+    }
+}
+
+/// Where the model the upstream loads lives on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelLocation {
+    /// An Ollama store; the model is `MODEL_NAME`. `None`: `$HOME/.ollama/models`.
+    Ollama { models_dir: Option<PathBuf> },
+    /// A model file or directory (`MODEL_PATH`).
+    Path(PathBuf),
+}
+
+/// Model integrity settings; they map onto `secureinfer_integrity::VerifyOptions`.
+#[derive(Debug, Clone)]
+pub struct IntegritySettings {
+    pub location: ModelLocation,
+    /// Normalised: 64 lowercase hex digits.
+    pub expected_hash: Option<String>,
+    pub signature: Option<PathBuf>,
+    pub public_key: Option<PathBuf>,
+    pub allowlist: Option<PathBuf>,
+    pub require_signature: bool,
+    pub verify_on_start: bool,
+    /// `None`: no periodic re-verification.
+    pub interval: Option<Duration>,
+    pub mode: IntegrityMode,
+}
+
+impl IntegritySettings {
+    /// True when the operator asked for any integrity checking at all.
+    pub fn enabled(&self) -> bool {
+        self.verify_on_start || self.interval.is_some() || self.pinned()
+    }
+
+    /// True when something beyond the model's own digests is checked.
+    pub fn pinned(&self) -> bool {
+        self.expected_hash.is_some()
+            || self.signature.is_some()
+            || self.allowlist.is_some()
+            || self.require_signature
+            || matches!(self.location, ModelLocation::Path(_))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MockSettings {
     pub latency: Duration,
@@ -118,6 +178,7 @@ pub struct Config {
     pub limits: Limits,
     pub shutdown_timeout: Duration,
     pub gate: GateSettings,
+    pub integrity: IntegritySettings,
     pub mock: MockSettings,
 }
 

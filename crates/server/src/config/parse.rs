@@ -1,12 +1,13 @@
 //! Turning raw strings into a validated [`Config`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
 
 use super::{
-    AllowedModels, Config, Environment, GateSettings, Limits, LogFormat, MockSettings,
-    SecurityMode, UpstreamKind,
+    AllowedModels, Config, Environment, GateSettings, IntegrityMode, IntegritySettings, Limits,
+    LogFormat, MockSettings, ModelLocation, SecurityMode, UpstreamKind,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -156,6 +157,91 @@ fn gate(lookup: &dyn Fn(&str) -> Option<String>) -> Result<GateSettings, ConfigE
     })
 }
 
+/// `sha256:`-prefixed or bare, any case → 64 lowercase hex digits.
+fn expected_hash(raw: &str) -> Result<String, ConfigError> {
+    let hex = raw
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("sha256:"))
+        .map_or(raw, |_| &raw[7..]);
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex.to_ascii_lowercase())
+    } else {
+        Err(invalid(
+            "MODEL_EXPECTED_HASH",
+            raw,
+            "64 hex digits, optionally prefixed by sha256: (see `secureinfer model hash`)",
+        ))
+    }
+}
+
+fn integrity(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    production: bool,
+) -> Result<IntegritySettings, ConfigError> {
+    let path = |var| get(lookup, var).map(PathBuf::from);
+    let location = match path("MODEL_PATH") {
+        Some(p) => ModelLocation::Path(p),
+        None => ModelLocation::Ollama {
+            models_dir: path("OLLAMA_MODELS"),
+        },
+    };
+    let expected_hash = get(lookup, "MODEL_EXPECTED_HASH")
+        .map(|raw| expected_hash(&raw))
+        .transpose()?;
+    let signature = path("MODEL_SIGNATURE");
+    let public_key = path("MODEL_PUBLIC_KEY");
+    let allowlist = path("MODEL_ALLOWLIST");
+    let require_signature = flag(lookup, "MODEL_REQUIRE_SIGNATURE", false)?;
+    if let (Some(list), ModelLocation::Path(_)) = (&allowlist, &location) {
+        return Err(invalid(
+            "MODEL_ALLOWLIST",
+            &list.display().to_string(),
+            "an allowlist only with an Ollama store: unset MODEL_PATH, or sign the model files (MODEL_SIGNATURE)",
+        ));
+    }
+    if public_key.is_none() && (signature.is_some() || allowlist.is_some()) {
+        return Err(invalid(
+            "MODEL_PUBLIC_KEY",
+            "",
+            "the PEM public key that verifies MODEL_SIGNATURE / MODEL_ALLOWLIST",
+        ));
+    }
+    if require_signature && signature.is_none() && allowlist.is_none() {
+        return Err(invalid(
+            "MODEL_REQUIRE_SIGNATURE",
+            "true",
+            "false, unless MODEL_SIGNATURE or MODEL_ALLOWLIST is set",
+        ));
+    }
+    let interval = duration(lookup, "MODEL_VERIFY_INTERVAL", Duration::ZERO)?;
+    let mut settings = IntegritySettings {
+        location,
+        expected_hash,
+        signature,
+        public_key,
+        allowlist,
+        require_signature,
+        verify_on_start: false,
+        interval: (!interval.is_zero()).then_some(interval),
+        mode: choice(
+            lookup,
+            "MODEL_INTEGRITY_MODE",
+            &[
+                ("enforce", IntegrityMode::Enforce),
+                ("monitor", IntegrityMode::Monitor),
+            ],
+            if production {
+                IntegrityMode::Enforce
+            } else {
+                IntegrityMode::Monitor
+            },
+        )?,
+    };
+    // Pinning something and then not checking it at start-up is almost never what is meant.
+    settings.verify_on_start = flag(lookup, "MODEL_VERIFY_ON_START", settings.pinned())?;
+    Ok(settings)
+}
+
 pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let environment = choice(
         lookup,
@@ -288,6 +374,7 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         },
         shutdown_timeout: duration(lookup, "SHUTDOWN_TIMEOUT", Duration::from_secs(30))?,
         gate: gate(lookup)?,
+        integrity: integrity(lookup, production)?,
         mock: MockSettings {
             latency: duration(lookup, "MOCK_LATENCY", Duration::ZERO)?,
             token_delay: duration(lookup, "MOCK_TOKEN_DELAY", Duration::ZERO)?,

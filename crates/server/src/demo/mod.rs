@@ -4,6 +4,7 @@
 //! `--url` points it at a running one.
 
 mod injection;
+mod tampering;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ pub enum DemoCommand {
         #[arg(long, env = "SECUREINFER_API_KEY", hide_env_values = true)]
         key: Option<String>,
     },
+    /// Model tampering: a gateway pins its model's hash, then a byte of the weights is flipped
+    /// and a tag re-pointed; the gateway refuses inference (503) until the model is back.
+    Tampering,
 }
 
 /// A gateway started for a demo: its base URL and a tenant key.
@@ -72,6 +76,7 @@ pub async fn start_gateway(
 pub async fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DemoCommand::Injection { url, key } => injection::run(url.zip(key)).await,
+        DemoCommand::Tampering => tampering::run().await,
     }
 }
 

@@ -32,6 +32,7 @@ pub async fn chat_completions(
     body: Body,
 ) -> Result<Response, ApiError> {
     let tenant = principal.tenant()?.clone();
+    state.integrity.admit()?;
     let bytes = read_body(&headers, body, state.config.limits.max_body_bytes).await?;
     let chat = parse_chat(&bytes, &state.config.limits, &state.config.allowed_models)?;
 

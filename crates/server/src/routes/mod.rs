@@ -5,3 +5,4 @@ pub mod health;
 pub mod models;
 pub mod security;
 pub mod tenants;
+pub mod verify;

@@ -108,7 +108,7 @@ pub fn event_json(e: &SecurityEvent) -> Value {
     let mut v = json!({
         "id": e.id,
         "created_at": rfc3339(e.created_ms),
-        "tenant_id": e.tenant_id,
+        "tenant_id": (!e.tenant_id.is_empty()).then_some(&e.tenant_id),
         "request_id": e.request_id,
         "type": e.event_type,
         "score": e.score,

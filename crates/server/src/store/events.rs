@@ -6,6 +6,8 @@ use serde::Serialize;
 pub struct SecurityEvent {
     pub id: String,
     pub created_ms: i64,
+    /// Empty for a gateway-wide event (a model integrity failure): stored as NULL, shown as
+    /// `null`, listed to the admin only.
     pub tenant_id: String,
     pub request_id: String,
     pub event_type: String,

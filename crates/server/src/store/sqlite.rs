@@ -92,7 +92,9 @@ fn event(row: &SqliteRow) -> Result<SecurityEvent, sqlx::Error> {
     Ok(SecurityEvent {
         id: row.try_get("id")?,
         created_ms: row.try_get("created_ms")?,
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id: row
+            .try_get::<Option<String>, _>("tenant_id")?
+            .unwrap_or_default(),
         request_id: row.try_get("request_id")?,
         event_type: row.try_get("event_type")?,
         score: score.clamp(0, 100) as u8,
@@ -307,7 +309,7 @@ impl Store for SqliteStore {
         )
         .bind(&e.id)
         .bind(e.created_ms)
-        .bind(&e.tenant_id)
+        .bind((!e.tenant_id.is_empty()).then_some(&e.tenant_id))
         .bind(&e.request_id)
         .bind(&e.event_type)
         .bind(i64::from(e.score))
