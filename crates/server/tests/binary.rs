@@ -29,7 +29,7 @@ fn cmd(dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
 }
 
 fn db_url(dir: &std::path::Path) -> String {
-    format!("sqlite://{}/gw.db", dir.display())
+    common::database_url(dir)
 }
 
 /// A running `serve`: its URL and the stdout lines printed before the listening line.

@@ -3,6 +3,8 @@
 //! OpenAI-compatible upstream proves refused requests never reach the model.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,11 +50,12 @@ async fn counting_upstream() -> (String, Arc<AtomicUsize>) {
 
 async fn gateway(extra: &[(&str, &str)]) -> Gateway {
     let (upstream, upstream_calls) = counting_upstream().await;
+    let db = common::scratch_database_url();
     let mut vars: HashMap<String, String> = [
         ("UPSTREAM", "openai"),
         ("UPSTREAM_URL", upstream.as_str()),
         ("MODEL_NAME", "m"),
-        ("DATABASE_URL", "sqlite::memory:"),
+        ("DATABASE_URL", db.as_str()),
         ("ADMIN_API_KEY", ADMIN),
     ]
     .iter()

@@ -1,7 +1,9 @@
 //! Persistent state behind one trait: tenants and hashed API keys (more tables arrive with
-//! the security gate and the audit trail). SQLite is the embedded default.
+//! the security gate and the audit trail). SQLite is the embedded default; PostgreSQL is what
+//! several replicas share. Both run the same migrations (`migrations/sqlite`, `migrations/postgres`).
 
 mod events;
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use serde::Serialize;
 
 pub use events::{EventFilter, SecurityEvent};
 use secureinfer_guard::Thresholds;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +102,10 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         return Ok(Arc::new(SqliteStore::connect(url).await?));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::connect(url).await?));
+    }
     Err(StoreError::Unsupported(
-        "only SQLite (sqlite://path) is implemented so far; PostgreSQL support is tracked separately".into(),
+        "expected sqlite://path or postgres://user@host/db".into(),
     ))
 }

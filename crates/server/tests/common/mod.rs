@@ -4,6 +4,7 @@
 
 pub mod fake;
 pub mod model_store;
+pub mod pg;
 
 use std::collections::HashMap;
 
@@ -30,11 +31,38 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// The database a test gateway in `dir` uses: a SQLite file there, or with
+/// `SECUREINFER_TEST_DATABASE=postgres` a fresh database on the test PostgreSQL server.
+/// Calling it twice with the same `dir` names the same database.
+pub fn database_url(dir: &std::path::Path) -> String {
+    if !pg::suite_uses_postgres() {
+        return format!("sqlite://{}/gw.db", dir.display());
+    }
+    static BY_DIR: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut known = BY_DIR.lock().unwrap();
+    if let Some((_, url)) = known.iter().find(|(d, _)| d == dir) {
+        return url.clone();
+    }
+    let url = pg::fresh_database();
+    known.push((dir.to_path_buf(), url.clone()));
+    url
+}
+
+/// A database nobody else uses, for tests without a directory of their own.
+pub fn scratch_database_url() -> String {
+    if pg::suite_uses_postgres() {
+        pg::fresh_database()
+    } else {
+        "sqlite::memory:".to_string()
+    }
+}
+
 /// Starts the real router in-process. `vars` override the defaults (mock upstream, dev mode).
 pub async fn gateway(vars: &[(&str, &str)]) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let mut map: HashMap<String, String> = HashMap::new();
-    let db = format!("sqlite://{}/gw.db", dir.path().display());
+    let db = database_url(dir.path());
     for (k, v) in [
         ("SECUREINFER_ENV", "development"),
         ("LOG_LEVEL", "warn"),

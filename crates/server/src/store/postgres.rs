@@ -1,0 +1,335 @@
+//! PostgreSQL store: what several gateway replicas share. It mirrors the SQLite store
+//! statement for statement (same tables from `migrations/postgres/`, same results), differing
+//! only where the dialects do: `$n` placeholders and typed NULL checks.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+
+use secureinfer_guard::Thresholds;
+
+use super::{
+    EventFilter, KeyRecord, NewKey, SecurityEvent, Store, StoreError, Tenant, TenantStatus, now_ms,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections per replica. Each request needs at most one, briefly; PostgreSQL's default
+/// `max_connections` (100) then fits several replicas with room for operators.
+const MAX_CONNECTIONS: u32 = 16;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(1)
+            // A request waiting longer than this for a connection fails rather than queueing
+            // without bound behind a stalled database.
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        // sqlx takes an advisory lock here, so replicas starting together migrate once.
+        MIGRATOR.run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+/// Expands to the tenant column list, so queries stay `&'static str` (sqlx refuses built strings).
+macro_rules! tenant_columns {
+    () => {
+        "id, name, status, created_ms, key_rotated_ms, revoked_ms, risk_threshold_warn, risk_threshold_block"
+    };
+}
+
+fn thresholds(row: &PgRow) -> Result<Option<Thresholds>, sqlx::Error> {
+    let warn: Option<i64> = row.try_get("risk_threshold_warn")?;
+    let block: Option<i64> = row.try_get("risk_threshold_block")?;
+    Ok(match (warn, block) {
+        (Some(w), Some(b)) => Some(Thresholds {
+            warn: w.clamp(0, 100) as u8,
+            block: b.clamp(0, 100) as u8,
+        }),
+        _ => None,
+    })
+}
+
+fn tenant(row: &PgRow) -> Result<Tenant, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        status: if status == "active" {
+            TenantStatus::Active
+        } else {
+            TenantStatus::Revoked
+        },
+        created_ms: row.try_get("created_ms")?,
+        key_rotated_ms: row.try_get("key_rotated_ms")?,
+        revoked_ms: row.try_get("revoked_ms")?,
+        thresholds: thresholds(row)?,
+    })
+}
+
+fn event(row: &PgRow) -> Result<SecurityEvent, sqlx::Error> {
+    let reasons: String = row.try_get("reasons")?;
+    let detail: Option<String> = row.try_get("detail")?;
+    let score: i64 = row.try_get("score")?;
+    let enforced: i64 = row.try_get("enforced")?;
+    Ok(SecurityEvent {
+        id: row.try_get("id")?,
+        created_ms: row.try_get("created_ms")?,
+        tenant_id: row
+            .try_get::<Option<String>, _>("tenant_id")?
+            .unwrap_or_default(),
+        request_id: row.try_get("request_id")?,
+        event_type: row.try_get("event_type")?,
+        score: score.clamp(0, 100) as u8,
+        reasons: serde_json::from_str(&reasons).unwrap_or_default(),
+        decision: row.try_get("decision")?,
+        enforced: enforced != 0,
+        prompt_sha256: row.try_get("prompt_sha256")?,
+        prompt_chars: row.try_get("prompt_chars")?,
+        prompt: row.try_get("prompt")?,
+        detail: detail
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or(serde_json::Value::Null),
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_tenant(&self, name: &str, key: &NewKey) -> Result<Tenant, StoreError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, status, created_ms) VALUES ($1, $2, 'active', $3)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("a tenant named {name:?} already exists"))
+            } else {
+                StoreError::Db(e)
+            }
+        })?;
+        sqlx::query(
+            "INSERT INTO api_keys (key_id, tenant_id, secret_hash, created_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&key.key_id)
+        .bind(&id)
+        .bind(&key.secret_hash[..])
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Tenant {
+            id,
+            name: name.to_string(),
+            status: TenantStatus::Active,
+            created_ms: now,
+            key_rotated_ms: None,
+            revoked_ms: None,
+            thresholds: None,
+        })
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants ORDER BY created_ms, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(tenant).collect::<Result<_, _>>()?)
+    }
+
+    async fn find_tenant(&self, id_or_name: &str) -> Result<Option<Tenant>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants WHERE id = $1 OR name = $1 LIMIT 1"
+        ))
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(tenant).transpose()?)
+    }
+
+    async fn rotate_key(&self, tenant_id: &str, key: &NewKey) -> Result<Tenant, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE tenants SET key_rotated_ms = $1 WHERE id = $2 AND status = 'active'",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound("active tenant"));
+        }
+        sqlx::query(
+            "UPDATE api_keys SET revoked_ms = $1 WHERE tenant_id = $2 AND revoked_ms IS NULL",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO api_keys (key_id, tenant_id, secret_hash, created_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&key.key_id)
+        .bind(tenant_id)
+        .bind(&key.secret_hash[..])
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants WHERE id = $1"
+        ))
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(tenant(&row)?)
+    }
+
+    async fn revoke_tenant(&self, tenant_id: &str) -> Result<Tenant, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE tenants SET status = 'revoked', revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound("tenant"));
+        }
+        sqlx::query(
+            "UPDATE api_keys SET revoked_ms = $1 WHERE tenant_id = $2 AND revoked_ms IS NULL",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants WHERE id = $1"
+        ))
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(tenant(&row)?)
+    }
+
+    async fn lookup_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.tenant_id, t.name, k.secret_hash, k.revoked_ms, t.status, t.risk_threshold_warn, t.risk_threshold_block \
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let revoked: Option<i64> = row.try_get("revoked_ms")?;
+        let status: String = row.try_get("status")?;
+        Ok(Some(KeyRecord {
+            tenant_id: row.try_get("tenant_id")?,
+            tenant_name: row.try_get("name")?,
+            secret_hash: row.try_get("secret_hash")?,
+            thresholds: thresholds(&row)?,
+            usable: revoked.is_none() && status == "active",
+        }))
+    }
+
+    async fn set_thresholds(
+        &self,
+        tenant_id: &str,
+        thresholds: Option<Thresholds>,
+    ) -> Result<Tenant, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE tenants SET risk_threshold_warn = $1, risk_threshold_block = $2 WHERE id = $3 RETURNING ",
+            tenant_columns!()
+        ))
+        .bind(thresholds.map(|t| i64::from(t.warn)))
+        .bind(thresholds.map(|t| i64::from(t.block)))
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let row = row.ok_or(StoreError::NotFound("tenant"))?;
+        Ok(tenant(&row)?)
+    }
+
+    async fn insert_event(&self, e: &SecurityEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO security_events (id, created_ms, tenant_id, request_id, event_type, score, reasons, \
+             decision, enforced, prompt_sha256, prompt_chars, prompt, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&e.id)
+        .bind(e.created_ms)
+        .bind((!e.tenant_id.is_empty()).then_some(&e.tenant_id))
+        .bind(&e.request_id)
+        .bind(&e.event_type)
+        .bind(i64::from(e.score))
+        .bind(serde_json::to_string(&e.reasons).unwrap_or_else(|_| "[]".into()))
+        .bind(&e.decision)
+        .bind(i64::from(e.enforced))
+        .bind(&e.prompt_sha256)
+        .bind(e.prompt_chars)
+        .bind(&e.prompt)
+        .bind(e.detail.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_events(&self, f: &EventFilter) -> Result<Vec<SecurityEvent>, StoreError> {
+        // Each filter is "($n IS NULL OR column = $n)" so the statement stays static; the casts
+        // tell PostgreSQL the type of a parameter that may arrive as NULL.
+        let rows = sqlx::query(
+            "SELECT * FROM security_events WHERE \
+             ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR event_type = $2) \
+             AND ($3::text IS NULL OR decision = $3) AND ($4::bigint IS NULL OR created_ms >= $4) \
+             AND ($5::bigint IS NULL OR created_ms < $5) AND ($6::text IS NULL OR id < $6) \
+             ORDER BY id DESC LIMIT $7",
+        )
+        .bind(&f.tenant_id)
+        .bind(&f.event_type)
+        .bind(&f.decision)
+        .bind(f.since_ms)
+        .bind(f.until_ms)
+        .bind(&f.before_id)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(event).collect::<Result<_, _>>()?)
+    }
+}
