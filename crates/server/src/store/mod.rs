@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 pub use events::{EventFilter, SecurityEvent};
-use secureinfer_guard::Thresholds;
 pub use postgres::PostgresStore;
+use secureinfer_guard::Thresholds;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -49,8 +49,11 @@ stop
 
 /// Where Debian puts the server binaries (not on PATH), else wherever PATH has them all.
 fn bin_dir() -> Result<PathBuf, String> {
-    let complete =
-        |dir: &PathBuf| ["initdb", "pg_ctl", "postgres", "psql"].iter().all(|b| dir.join(b).is_file());
+    let complete = |dir: &PathBuf| {
+        ["initdb", "pg_ctl", "postgres", "psql"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
     let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|entries| {
             entries
@@ -148,7 +151,17 @@ pub fn fresh_database() -> String {
         DATABASES.fetch_add(1, Ordering::Relaxed)
     );
     let out = Command::new(server.bin.join("psql"))
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+        ])
         .arg("-p")
         .arg(server.port.to_string())
         .arg("-c")
