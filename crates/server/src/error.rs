@@ -162,7 +162,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // A model integrity refusal was logged once, as an error, when the check failed;
+        // one more error line per refused request would only bury it.
+        if status.is_server_error() && !matches!(self, ApiError::ModelIntegrity(_)) {
             tracing::error!(error = %self, status = status.as_u16(), "request failed");
         }
         let mut response = (status, axum::Json(self.body())).into_response();

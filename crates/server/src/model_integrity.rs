@@ -32,6 +32,16 @@ pub enum Trigger {
     Admin,
 }
 
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::Interval => "interval",
+            Trigger::Admin => "admin",
+        }
+    }
+}
+
 /// One completed verification.
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -284,7 +294,7 @@ impl IntegrityMonitor {
             if previous.is_some_and(|p| !p.report.valid) {
                 tracing::info!(model = %r.model, digest = r.digest.as_deref(), "model integrity restored: {}", r.message);
             } else {
-                tracing::info!(model = %r.model, digest = r.digest.as_deref(), trigger = ?check.trigger, duration_ms = check.duration_ms, "{}", r.message);
+                tracing::info!(model = %r.model, digest = r.digest.as_deref(), trigger = check.trigger.as_str(), duration_ms = check.duration_ms, "{}", r.message);
             }
             return;
         }
@@ -292,7 +302,7 @@ impl IntegrityMonitor {
         let enforced = self.settings.mode == IntegrityMode::Enforce;
         tracing::error!(
             model = %r.model,
-            trigger = ?check.trigger,
+            trigger = check.trigger.as_str(),
             failures = r.failures.len(),
             mode = self.settings.mode.as_str(),
             "{}{}",

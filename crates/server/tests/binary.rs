@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The real `secureinfer` binary: configuration errors at start-up, graceful shutdown on
-//! SIGTERM with a stream in flight, and the `tenant` CLI against a running `serve`.
+//! SIGTERM with a stream in flight, the `tenant` CLI against a running `serve`, model
+//! integrity at start-up, `secureinfer model …` and `demo tampering`.
 
 mod common;
 
@@ -127,13 +128,21 @@ fn bad_config_exits_non_zero_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_url(dir.path());
     let short_admin = [("ADMIN_API_KEY", "too-short")];
-    let cases: [(&[(&str, &str)], &str); 6] = [
+    let cases: [(&[(&str, &str)], &str); 8] = [
         (&[("API_PORT", "abc")], "API_PORT"),
         (&[("API_PORT", "70000")], "API_PORT"),
         (&[("UPSTREAM", "foo")], "UPSTREAM"),
         (&[("SECUREINFER_ENV", "production")], "ADMIN_API_KEY"),
         (&[("UPSTREAM_TIMEOUT", "soon")], "UPSTREAM_TIMEOUT"),
         (&short_admin, "ADMIN_API_KEY"),
+        (&[("MODEL_EXPECTED_HASH", "abc123")], "MODEL_EXPECTED_HASH"),
+        (
+            &[
+                ("MODEL_SIGNATURE", "/missing/m.sig"),
+                ("MODEL_PUBLIC_KEY", "/missing/k.pub"),
+            ],
+            "MODEL_PUBLIC_KEY",
+        ),
     ];
     for (vars, name) in cases {
         let mut all = vec![("DATABASE_URL", db.as_str()), ("UPSTREAM", "mock")];
@@ -276,4 +285,144 @@ async fn tenant_cli_keys_work_against_serve_on_the_same_db() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"));
     drop(served);
+}
+
+/// A tenant created through the admin API of a running `serve`; returns its key.
+async fn admin_create_tenant(url: &str, name: &str) -> String {
+    let resp = common::client()
+        .post(format!("{url}/v1/tenants"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&serde_json::json!({"name": name}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let v: Value = resp.json().await.unwrap();
+    v["api_key"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_serve_with_a_tampered_model_refuses_inference_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::model_store::ollama_store();
+    common::model_store::flip_byte(&store.gguf_blob, 1234);
+    let root = store.root.display().to_string();
+    let served = Served::start(
+        dir.path(),
+        &[
+            ("SECUREINFER_ENV", "production"),
+            ("ADMIN_API_KEY", ADMIN_KEY),
+            ("MODEL_NAME", common::model_store::MODEL_NAME),
+            ("OLLAMA_MODELS", &root),
+            ("MODEL_EXPECTED_HASH", &store.aggregate),
+        ],
+    );
+    let key = admin_create_tenant(&served.url, "prod-team").await;
+    let client = common::client();
+    let mut body = chat("hi");
+    body["model"] = common::model_store::MODEL_NAME.into();
+    let resp = client
+        .post(format!("{}/v1/chat/completions", served.url))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let err = expect_error(resp, 503, Some("model_integrity_failed")).await;
+    assert!(
+        err["message"].as_str().unwrap().contains(&store.gguf_hex),
+        "{err}"
+    );
+    let health = client
+        .get(format!("{}/health", served.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503);
+
+    let (status, stderr) = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    // Production logs are JSON lines; the failure is an error naming the blob and the consequence.
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("model integrity check failed"))
+        .unwrap_or_else(|| panic!("no integrity error in the log: {stderr}"));
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["level"], "ERROR");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains(&store.gguf_hex), "{msg}");
+    assert!(msg.contains("refusing inference"), "{msg}");
+}
+
+/// `secureinfer model …` with a clean environment; returns (exit code, stdout).
+fn model_cli(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = cmd(dir, &[]).arg("model").args(args).output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+#[test]
+fn model_cli_hashes_and_verifies_an_ollama_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::model_store::ollama_store();
+    let root = store.root.display().to_string();
+    let target = ["--ollama-models", root.as_str(), "--model", "tiny:1b"];
+
+    let (code, out) = model_cli(dir.path(), &[&["hash"][..], &target].concat());
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("aggregate: {}", store.aggregate)),
+        "{out}"
+    );
+
+    let verify = [
+        &["verify"][..],
+        &target,
+        &["--expected-hash", &store.aggregate],
+    ]
+    .concat();
+    let (code, out) = model_cli(dir.path(), &verify);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("VALID"), "{out}");
+
+    common::model_store::flip_byte(&store.gguf_blob, 9);
+    let (code, out) = model_cli(dir.path(), &verify);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("INVALID"), "{out}");
+    assert!(
+        out.contains(&format!("FAIL blobs/sha256-{}", store.gguf_hex)),
+        "{out}"
+    );
+
+    let (code, _) = model_cli(dir.path(), &["verify", "/nonexistent/model"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn demo_tampering_shows_every_step_as_described() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cmd(dir.path(), &[])
+        .args(["demo", "tampering"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("UNEXPECTED"), "{stdout}");
+    for step in [
+        "✓ the untouched model verifies",
+        "✓ inference is refused with 503 model_integrity_failed",
+        "✓ the model verifies and inference resumes",
+        "✓ against the pinned hash the swapped model fails",
+        "All steps behaved as described",
+    ] {
+        assert!(stdout.contains(step), "missing {step:?}: {stdout}");
+    }
 }
