@@ -6,108 +6,12 @@ fn det() -> ExtractionDetector {
     ExtractionDetector::new(ExtractionConfig::default())
 }
 
-const ORDINARY: [&str; 100] = [
-    "What is the capital of Australia and why was it chosen?",
-    "How do I make a sourdough starter from scratch?",
-    "Explain the difference between TCP and UDP for a beginner.",
-    "Write a haiku about autumn leaves falling in the park.",
-    "What are the health benefits of eating oatmeal for breakfast?",
-    "How does compound interest work on a savings account?",
-    "Can you summarize the plot of Pride and Prejudice?",
-    "What causes the northern lights to appear in the sky?",
-    "Give me three tips for improving my public speaking.",
-    "How do vaccines train the immune system?",
-    "What is a good stretching routine after running?",
-    "Translate 'good morning, how are you' into Spanish.",
-    "Why is the sky blue during the day but red at sunset?",
-    "How should I prepare for a job interview at a startup?",
-    "What is the difference between a virus and a bacterium?",
-    "Suggest a name for a small bakery that sells pastries.",
-    "How do I fix a leaking kitchen faucet?",
-    "Explain recursion using a simple everyday analogy.",
-    "What books would you recommend for learning statistics?",
-    "How long should I boil an egg for a runny yolk?",
-    "Describe the water cycle for a fifth grade class.",
-    "What is the best way to learn a new language as an adult?",
-    "How does a refrigerator keep food cold?",
-    "Write a short thank-you note to a colleague who helped me.",
-    "Why do cats purr and what does it mean?",
-    "What are the main causes of the French Revolution?",
-    "How can I reduce my electricity bill in winter?",
-    "Explain what a blockchain is without technical jargon.",
-    "What should I pack for a week-long hiking trip?",
-    "How do airplanes stay in the air?",
-    "Give me a recipe for a quick vegetarian dinner.",
-    "What is the Pythagorean theorem used for in real life?",
-    "How do I write a cover letter for a teaching position?",
-    "Why do leaves change colour in the fall?",
-    "What are some good habits for better sleep?",
-    "Explain the rules of chess castling.",
-    "How does inflation affect the price of groceries?",
-    "Write a limerick about a forgetful programmer.",
-    "What is the tallest mountain in Africa?",
-    "How do solar panels convert sunlight into electricity?",
-    "Recommend a board game for a family with young kids.",
-    "What is photosynthesis and why does it matter?",
-    "How can I politely decline a meeting invitation?",
-    "Describe the architecture of a typical web application.",
-    "What are the symptoms of dehydration in adults?",
-    "How do I care for a succulent plant indoors?",
-    "Explain supply and demand with a lemonade stand example.",
-    "What was the significance of the printing press?",
-    "How do noise cancelling headphones work?",
-    "Suggest a weekend itinerary for visiting Lisbon.",
-    "Why do we have leap years?",
-    "What is the difference between weather and climate?",
-    "How do I start journaling and keep the habit?",
-    "Explain how a bill becomes a law in a parliament.",
-    "What are good exercises to strengthen lower back muscles?",
-    "How is glass made from sand?",
-    "Write a motivational message for a friend running a marathon.",
-    "What does a product manager do all day?",
-    "How can I tell if a melon is ripe at the store?",
-    "Explain the plot twist of a mystery story without spoilers.",
-    "What is machine learning in one paragraph?",
-    "How do bees communicate where flowers are?",
-    "What are the pros and cons of working from home?",
-    "How should I organise my closet to save space?",
-    "Why does bread go stale?",
-    "What is the role of mitochondria in a cell?",
-    "How can teachers keep students engaged online?",
-    "Describe the taste of a ripe mango to someone who never had one.",
-    "What is a mortgage and how is it repaid?",
-    "How do earthquakes happen along fault lines?",
-    "Give me ideas for a birthday party on a budget.",
-    "How does the stock market decide share prices?",
-    "What are the main differences between Python and Java?",
-    "How do I remove a red wine stain from carpet?",
-    "Explain the greenhouse effect in simple words.",
-    "What should a beginner know before adopting a dog?",
-    "How do submarines dive and surface?",
-    "Write a two sentence horror story set in a library.",
-    "What is the meaning of the idiom break the ice?",
-    "How do I calculate my daily calorie needs?",
-    "Why are coral reefs important to the ocean?",
-    "What is the best way to memorise a speech?",
-    "How does a credit score get calculated?",
-    "Describe a peaceful morning in a mountain village.",
-    "What instruments are in a typical symphony orchestra?",
-    "How can small businesses use social media effectively?",
-    "Explain why ice floats on water.",
-    "What are common mistakes new drivers make?",
-    "How do I negotiate a higher salary politely?",
-    "What is the history of the Olympic games?",
-    "How do tides relate to the moon?",
-    "Suggest some indoor activities for a rainy afternoon.",
-    "What is the difference between empathy and sympathy?",
-    "How does a search engine rank web pages?",
-    "Write a friendly reminder email about an unpaid invoice.",
-    "What makes a good password and how should I store it?",
-    "How do whales sleep without drowning?",
-    "Explain the basics of double-entry bookkeeping.",
-    "What should I look for when buying a used bicycle?",
-    "How can I become more patient with my children?",
-];
+/// One hundred varied everyday questions (shared with the gateway's HTTP tests).
+const ORDINARY_TEXT: &str = include_str!("data/ordinary_questions.txt");
+
+fn ordinary() -> Vec<&'static str> {
+    ORDINARY_TEXT.lines().filter(|l| !l.is_empty()).collect()
+}
 
 #[test]
 fn templated_enumeration_trips_before_query_100() {
@@ -130,7 +34,7 @@ fn ordinary_questions_stay_low() {
     let d = det();
     let mut w = TenantWindow::new();
     let mut max = 0;
-    for (i, q) in ORDINARY.iter().enumerate() {
+    for (i, q) in ordinary().iter().enumerate() {
         let a = w.observe(&d, 1_000 + i as u64 * 20_000, &d.features(q, true));
         assert!(a.score < 50, "query {i} {q}: {a:?}");
         max = max.max(a.score);
@@ -256,7 +160,7 @@ fn velocity_budget_and_baseline() {
     let mut w = TenantWindow::new();
     let mut a = None;
     for i in 0..80u64 {
-        a = Some(w.observe(&d, i * 100, &d.features(ORDINARY[i as usize], true)));
+        a = Some(w.observe(&d, i * 100, &d.features(ordinary()[i as usize], true)));
     }
     let a = a.unwrap_or_else(|| unreachable!());
     assert!(
@@ -268,14 +172,14 @@ fn velocity_budget_and_baseline() {
     let d = det();
     let mut w = TenantWindow::new();
     for m in 0..40u64 {
-        w.observe(&d, m * MIN, &d.features(ORDINARY[m as usize], true));
+        w.observe(&d, m * MIN, &d.features(ordinary()[m as usize], true));
     }
     let mut last = None;
     for i in 0..60u64 {
         last = Some(w.observe(
             &d,
             40 * MIN + i * 900,
-            &d.features(ORDINARY[(40 + i) as usize % 100], true),
+            &d.features(ordinary()[(40 + i) as usize % 100], true),
         ));
     }
     let a = last.unwrap_or_else(|| unreachable!());
@@ -374,4 +278,25 @@ fn shared_types_are_send_and_sync() {
     check::<TenantWindow>();
     check::<QueryFeatures>();
     check::<ExtractionAssessment>();
+}
+
+#[test]
+fn snapshot_reports_without_adding_and_expires() {
+    let det = ExtractionDetector::new(ExtractionConfig::default());
+    let mut w = TenantWindow::new();
+    let mut last = None;
+    for i in 0..30u64 {
+        let f = det.features(&format!("What is {i} + {}?", i + 1), true);
+        last = Some(w.observe(&det, 1_000 + i, &f));
+    }
+    let last = last.unwrap_or_else(|| unreachable!());
+    let snap = w.snapshot(&det, 2_000);
+    assert_eq!(w.len(), 30);
+    assert_eq!(snap.score, last.score);
+    assert_eq!(snap.status, last.status);
+    // After the window has passed, nothing is left and the status is back to normal.
+    let later = w.snapshot(&det, 2_000 + det.config().window_ms);
+    assert_eq!(w.len(), 0);
+    assert_eq!(later.score, 0);
+    assert_eq!(later.status, ExtractionStatus::Normal);
 }

@@ -46,3 +46,67 @@ fn non_ascii_runs_fold_case() {
     let text = format!("{} {}", "Ärger ärger ÄRGER ".repeat(20), TAIL);
     assert!(output_divergence(&text).is_some_and(|f| f.word == "ärger" && f.repeats == 60));
 }
+
+/// Feeds `text` to a scanner in pieces of `size` bytes (cut on char boundaries).
+fn scan_in_pieces(text: &str, size: usize) -> Option<DivergenceFinding> {
+    let mut s = DivergenceScanner::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + size).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        if s.push(&text[start..end]).is_some() {
+            return s.finding().cloned();
+        }
+        start = end;
+    }
+    s.finish().cloned()
+}
+
+#[test]
+fn stream_scanner_agrees_with_whole_text_check() {
+    let cases = [
+        format!("{} {}", "poem ".repeat(200), TAIL),
+        format!("{}\n\n{}", "Company, company, COMPANY. ".repeat(40), TAIL),
+        format!("{} {}", "poem ".repeat(30), TAIL),
+        "poem ".repeat(500),
+        TAIL.to_string(),
+        format!("{} {}", "0 ".repeat(300), TAIL),
+        format!("Sure! {} {}", "Ünïcode ".repeat(60), TAIL),
+    ];
+    for text in &cases {
+        // tail_words differs by design: the scanner stops counting once it is sure.
+        let key = |f: DivergenceFinding| (f.word, f.repeats, f.diverges_at);
+        let whole = output_divergence(text).map(key);
+        for size in [1, 3, 7, 64, 4096] {
+            let streamed = scan_in_pieces(text, size);
+            assert!(
+                streamed
+                    .as_ref()
+                    .is_none_or(|f| f.tail_words >= MIN_TAIL_WORDS)
+            );
+            assert_eq!(streamed.map(key), whole, "piece size {size}");
+        }
+    }
+}
+
+#[test]
+fn stream_scanner_fires_before_the_end_of_a_long_leak() {
+    let leak = format!("{} {}", "poem ".repeat(100), TAIL.repeat(50));
+    let mut s = DivergenceScanner::new();
+    let mut fed = 0;
+    for piece in leak.split_inclusive(' ') {
+        fed += piece.len();
+        if s.push(piece).is_some() {
+            break;
+        }
+    }
+    let f = s
+        .finding()
+        .cloned()
+        .unwrap_or_else(|| unreachable!("not detected"));
+    assert_eq!((f.word.as_str(), f.repeats), ("poem", 100));
+    // Stopped about MIN_TAIL_WORDS words after the run, not at the end of the text.
+    assert!(fed < f.diverges_at + 400, "fed {fed}");
+}

@@ -12,6 +12,7 @@ use secrecy::SecretString;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::extraction::Extraction;
 use crate::gate::Gate;
 use crate::model_integrity::IntegrityMonitor;
 use crate::store::Store;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub upstream: Arc<dyn Upstream>,
     pub gate: Arc<Gate>,
     pub integrity: Arc<IntegrityMonitor>,
+    /// Per-tenant extraction windows, logprob budgets and the probability policy.
+    pub extraction: Arc<Extraction>,
     /// The admin key in force (configured, or generated for a development run).
     pub admin_key: Option<Arc<SecretString>>,
 }
@@ -54,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/security/verify",
             get(routes::verify::status).post(routes::verify::run),
+        )
+        .route(
+            "/tenants/{id}/prob-policy",
+            axum::routing::put(routes::tenants::set_prob_policy),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -38,6 +38,10 @@ pub enum ApiError {
         score: u8,
         reasons: Vec<String>,
     },
+    #[error(
+        "the daily logprob budget of this tenant ({limit} values) is spent; ask without logprobs or retry after the UTC day ends"
+    )]
+    LogprobBudgetExhausted { limit: u64, retry_after_secs: u64 },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
@@ -73,6 +77,7 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::ModelIntegrity(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::LogprobBudgetExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Upstream(e) => e.status(),
             ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
@@ -102,6 +107,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::ModelIntegrity(_) => "model_integrity_failed",
+            ApiError::LogprobBudgetExhausted { .. } => "logprob_budget_exhausted",
             ApiError::Upstream(e) => e.code(),
             ApiError::Store(StoreError::NotFound(_)) => "not_found",
             ApiError::Store(StoreError::Conflict(_)) => "conflict",
@@ -162,6 +168,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            ApiError::LogprobBudgetExhausted {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         // A model integrity refusal was logged once, as an error, when the check failed;
         // one more error line per refused request would only bury it.
         if status.is_server_error() && !matches!(self, ApiError::ModelIntegrity(_)) {
@@ -172,6 +184,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

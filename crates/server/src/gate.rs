@@ -1,6 +1,7 @@
 //! The security gate: scores a chat request with the detection core and turns the score
 //! into ALLOW / WARN / BLOCK under the gateway's (or the tenant's) thresholds and mode.
 
+use secureinfer_guard::extraction::ExtractionAssessment;
 use secureinfer_guard::{
     Assessment, ChatMessage, Decision, Guard, GuardConfig, Role as GuardRole, Thresholds,
 };
@@ -29,7 +30,12 @@ pub struct Verdict {
     pub enforced: bool,
     pub thresholds: Thresholds,
     pub assessment: Assessment,
+    /// The tenant's extraction assessment after this request, when detection is on.
+    pub extraction: Option<ExtractionAssessment>,
 }
+
+/// The gate factor the extraction detector feeds.
+pub const EXTRACTION_FACTOR: &str = "model_extraction";
 
 impl Verdict {
     pub fn blocks(&self) -> bool {
@@ -39,6 +45,53 @@ impl Verdict {
     /// The header value for WARN (and for a BLOCK that monitor mode let through).
     pub fn warns(&self) -> bool {
         self.decision != Decision::Allow && !self.blocks()
+    }
+
+    /// Adds the tenant's extraction score as its own factor. The prompt's risk and the query
+    /// stream's extraction score are independent evidence, so they combine like independent
+    /// probabilities (noisy-OR): either alone keeps its value, two moderate scores add up to
+    /// more than each (30 and 40 make 58), and nothing exceeds 100.
+    pub fn with_extraction(mut self, extraction: Option<&ExtractionAssessment>) -> Verdict {
+        let Some(x) = extraction else {
+            return self;
+        };
+        let p = f64::from(self.assessment.score.min(100)) / 100.0;
+        let q = f64::from(x.score.min(100)) / 100.0;
+        self.score = (100.0 * (1.0 - (1.0 - p) * (1.0 - q)))
+            .round()
+            .clamp(0.0, 100.0) as u8;
+        self.decision = self.thresholds.decide(self.score);
+        self.extraction = Some(x.clone());
+        self
+    }
+
+    /// Reason names for the 403 body and the event: the prompt's factors, then
+    /// `model_extraction` and each extraction signal that scored (`model_extraction.enumeration`).
+    pub fn reasons(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .assessment
+            .reason_names()
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        if let Some(x) = self.extraction.as_ref().filter(|x| x.score > 0) {
+            out.push(EXTRACTION_FACTOR.to_string());
+            out.extend(
+                x.signals
+                    .iter()
+                    .filter(|s| s.points > 0)
+                    .map(|s| format!("{EXTRACTION_FACTOR}.{}", s.name)),
+            );
+        }
+        out
+    }
+
+    /// `model_extraction` when the query stream, not the prompt, drove the verdict.
+    pub fn event_type(&self) -> &'static str {
+        match &self.extraction {
+            Some(x) if x.score > self.assessment.score => EXTRACTION_FACTOR,
+            _ => "prompt_risk",
+        }
     }
 }
 
@@ -82,6 +135,7 @@ impl Gate {
             enforced: self.settings.mode == SecurityMode::Enforce,
             thresholds,
             assessment,
+            extraction: None,
         }
     }
 
@@ -124,14 +178,9 @@ impl Gate {
             created_ms: now_ms(),
             tenant_id: tenant_id.to_string(),
             request_id: request_id.to_string(),
-            event_type: "prompt_risk".to_string(),
+            event_type: verdict.event_type().to_string(),
             score: verdict.score,
-            reasons: verdict
-                .assessment
-                .reason_names()
-                .iter()
-                .map(|r| r.to_string())
-                .collect(),
+            reasons: verdict.reasons(),
             decision: verdict.decision.as_str().to_string(),
             enforced: verdict.enforced,
             prompt_sha256: hex::encode(Sha256::digest(prompt.as_bytes())),
@@ -141,6 +190,12 @@ impl Gate {
                 "patterns": verdict.assessment.reasons,
                 "obfuscation": verdict.assessment.obfuscation,
                 "thresholds": verdict.thresholds,
+                "prompt_score": verdict.assessment.score,
+                "extraction": verdict.extraction.as_ref().map(|x| serde_json::json!({
+                    "score": x.score,
+                    "status": x.status,
+                    "signals": x.signals.iter().filter(|s| s.points > 0).collect::<Vec<_>>(),
+                })),
             }),
         }
     }

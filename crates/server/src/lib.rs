@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod extraction;
 pub mod gate;
 pub mod mock_server;
 pub mod model_integrity;

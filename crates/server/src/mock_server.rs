@@ -133,7 +133,8 @@ async fn ollama_chat(State(st): State<MockState>, body: Bytes) -> Response {
     let (toks, cut) = mock::answer(&chat);
     let prompt = mock::prompt_tokens(&chat.typed.messages);
     let done_reason = if cut { "length" } else { "stop" };
-    let top = (chat.typed.logprobs == Some(true)).then(|| chat.typed.top_logprobs.unwrap_or(0));
+    let top = (chat.typed.logprobs == Some(true))
+        .then(|| chat.typed.top_logprobs.unwrap_or(0).clamp(0, 20) as u32);
     let model = chat.typed.model.clone();
     if !stream {
         tokio::time::sleep(st.settings.latency).await;

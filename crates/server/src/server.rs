@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::app::{AppState, router};
 use crate::auth::keys;
 use crate::config::{Config, UpstreamKind};
+use crate::extraction::Extraction;
 use crate::gate::Gate;
 use crate::model_integrity::IntegrityMonitor;
 use crate::{store, upstream};
@@ -33,12 +34,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         store.clone(),
     )?);
     integrity.start().await;
+    let extraction = Arc::new(Extraction::new(config.extraction.clone(), &config.gate));
     Ok(AppState {
         config: Arc::new(config),
         store,
         upstream,
         gate,
         integrity,
+        extraction,
         admin_key,
     })
 }

@@ -88,3 +88,133 @@ fn words(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .filter(|w| !w.is_empty())
         .map(move |w| (w.as_ptr() as usize - base, w))
 }
+
+/// Bytes of a word kept for comparison (longer words compare on this prefix).
+const MAX_WORD_BYTES: usize = 64;
+
+/// [`output_divergence`] for streamed text: feed the pieces as they arrive and it reports the
+/// first run of [`MIN_RUN`] repeats whose tail reaches [`MIN_TAIL_WORDS`] words with varied
+/// text. Constant memory (one word, the run word and ten distinct tail words), linear time, so
+/// a relay can stop a stream as soon as the model drifts off a repetition. Words split across
+/// pieces are joined; call [`DivergenceScanner::finish`] at the end for the last word.
+#[derive(Debug, Clone, Default)]
+pub struct DivergenceScanner {
+    consumed: usize,
+    word: String,
+    in_word: bool,
+    word_alpha: bool,
+    word_end: usize,
+    run_word: String,
+    run_len: usize,
+    run_end: usize,
+    tail: Option<Tail>,
+    found: Option<DivergenceFinding>,
+}
+
+#[derive(Debug, Clone)]
+struct Tail {
+    word: String,
+    repeats: usize,
+    diverges_at: usize,
+    words: usize,
+    distinct: Vec<String>,
+}
+
+impl DivergenceScanner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds the next piece; returns the finding once there is one (and keeps returning it).
+    pub fn push(&mut self, piece: &str) -> Option<&DivergenceFinding> {
+        if self.found.is_none() {
+            for (i, c) in piece.char_indices() {
+                if c.is_alphanumeric() {
+                    if !self.in_word {
+                        self.in_word = true;
+                        self.word_alpha = true;
+                    }
+                    self.word_alpha &= c.is_alphabetic();
+                    for l in c.to_lowercase() {
+                        if self.word.len() + l.len_utf8() <= MAX_WORD_BYTES {
+                            self.word.push(l);
+                        }
+                    }
+                    self.word_end = self.consumed + i + c.len_utf8();
+                } else if self.in_word {
+                    self.end_word();
+                    if self.found.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.consumed += piece.len();
+        self.found.as_ref()
+    }
+
+    /// Ends the text: the last word counts even without a separator after it.
+    pub fn finish(&mut self) -> Option<&DivergenceFinding> {
+        if self.found.is_none() && self.in_word {
+            self.end_word();
+        }
+        self.found.as_ref()
+    }
+
+    pub fn finding(&self) -> Option<&DivergenceFinding> {
+        self.found.as_ref()
+    }
+
+    fn end_word(&mut self) {
+        self.in_word = false;
+        let word = std::mem::take(&mut self.word);
+        if let Some(t) = self.tail.as_mut() {
+            t.count(&word);
+        }
+        let continues = self.word_alpha && self.run_len > 0 && word == self.run_word;
+        if continues {
+            self.run_len += 1;
+            self.run_end = self.word_end;
+        } else {
+            if self.tail.is_none() && self.run_len >= MIN_RUN {
+                let mut t = Tail {
+                    word: self.run_word.clone(),
+                    repeats: self.run_len,
+                    diverges_at: self.run_end,
+                    words: 0,
+                    distinct: Vec::with_capacity(MIN_TAIL_DISTINCT),
+                };
+                t.count(&word);
+                self.tail = Some(t);
+            }
+            if self.word_alpha {
+                self.run_word = word;
+                self.run_len = 1;
+                self.run_end = self.word_end;
+            } else {
+                self.run_word.clear();
+                self.run_len = 0;
+            }
+        }
+        if let Some(t) = &self.tail
+            && t.words >= MIN_TAIL_WORDS
+            && t.distinct.len() >= MIN_TAIL_DISTINCT
+        {
+            self.found = Some(DivergenceFinding {
+                word: t.word.clone(),
+                repeats: t.repeats,
+                diverges_at: t.diverges_at,
+                tail_words: t.words,
+            });
+        }
+    }
+}
+
+impl Tail {
+    fn count(&mut self, word: &str) {
+        self.words += 1;
+        if self.distinct.len() < MIN_TAIL_DISTINCT && !self.distinct.iter().any(|d| d == word) {
+            self.distinct.push(word.to_owned());
+        }
+    }
+}

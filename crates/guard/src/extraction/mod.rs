@@ -26,7 +26,9 @@ mod window;
 
 pub use assessment::{ExtractionAssessment, ExtractionSignal, ExtractionStatus};
 pub use config::{ExtractionConfig, LshParams, MAX_BANDS, NUM_HASHES};
-pub use divergence::{DivergenceFinding, MIN_RUN, MIN_TAIL_WORDS, output_divergence};
+pub use divergence::{
+    DivergenceFinding, DivergenceScanner, MIN_RUN, MIN_TAIL_WORDS, output_divergence,
+};
 pub use features::{ExtractionDetector, QueryFeatures, estimate_similarity};
 pub use logprobs::{
     BudgetCrossing, BudgetReport, Clamped, LogitBiasSweep, LogprobBudget, LogprobPolicy,

@@ -201,6 +201,17 @@ impl TenantWindow {
         self.assess(det, now_ms, similar, repeats, wrapper_count)
     }
 
+    /// The tenant's current standing without adding a query: expired entries are dropped and
+    /// the count signals report the largest near-duplicate group, template and wrapper still
+    /// in the window. For status endpoints; linear in the number of distinct groups.
+    pub fn snapshot(&mut self, det: &ExtractionDetector, now_ms: u64) -> ExtractionAssessment {
+        self.expire(now_ms.saturating_sub(det.cfg.window_ms));
+        let max = |m: &PreHashedMap<u32>| m.values().copied().max().unwrap_or(0);
+        let (similar, repeats, wrappers) =
+            (max(&self.groups), max(&self.templates), max(&self.wrappers));
+        self.assess(det, now_ms, similar, repeats, wrappers)
+    }
+
     fn assess(
         &mut self,
         det: &ExtractionDetector,

@@ -23,6 +23,7 @@ pub struct TenantCtx {
     pub id: String,
     pub name: String,
     pub thresholds: Option<secureinfer_guard::Thresholds>,
+    pub prob_policy: Option<crate::extraction::TenantProbPolicy>,
 }
 
 impl Principal {
@@ -79,6 +80,7 @@ pub async fn resolve(state: &AppState, token: &str) -> Result<Principal, ApiErro
         id: record.tenant_id,
         name: record.tenant_name,
         thresholds: record.thresholds,
+        prob_policy: record.prob_policy,
     }))
 }
 

@@ -3,6 +3,7 @@
 //! Parsing is a pure function over a key lookup, so tests hand it a map instead of mutating
 //! the process environment. Every error names the variable and what it accepts.
 
+mod extraction;
 mod parse;
 mod settings;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use extraction::ExtractionSettings;
 pub use parse::ConfigError;
 pub use settings::SettingArgs;
 
@@ -179,6 +181,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub gate: GateSettings,
     pub integrity: IntegritySettings,
+    pub extraction: ExtractionSettings,
     pub mock: MockSettings,
 }
 

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use super::{
     AllowedModels, Config, Environment, GateSettings, IntegrityMode, IntegritySettings, Limits,
-    LogFormat, MockSettings, ModelLocation, SecurityMode, UpstreamKind,
+    LogFormat, MockSettings, ModelLocation, SecurityMode, UpstreamKind, extraction,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct ConfigError {
     pub expected: String,
 }
 
-fn invalid(var: &'static str, value: &str, expected: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(var: &'static str, value: &str, expected: impl Into<String>) -> ConfigError {
     ConfigError {
         var,
         value: value.to_string(),
@@ -27,13 +27,13 @@ fn invalid(var: &'static str, value: &str, expected: impl Into<String>) -> Confi
 }
 
 /// Reads a variable, treating an empty value like an unset one (as `.env` files often leave them).
-fn get(lookup: &dyn Fn(&str) -> Option<String>, var: &str) -> Option<String> {
+pub(super) fn get(lookup: &dyn Fn(&str) -> Option<String>, var: &str) -> Option<String> {
     lookup(var)
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
 }
 
-fn choice<T: Copy>(
+pub(super) fn choice<T: Copy>(
     lookup: &dyn Fn(&str) -> Option<String>,
     var: &'static str,
     options: &[(&str, T)],
@@ -52,7 +52,7 @@ fn choice<T: Copy>(
         })
 }
 
-fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+pub(super) fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
     lookup: &dyn Fn(&str) -> Option<String>,
     var: &'static str,
     default: T,
@@ -72,7 +72,7 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
     }
 }
 
-fn duration(
+pub(super) fn duration(
     lookup: &dyn Fn(&str) -> Option<String>,
     var: &'static str,
     default: Duration,
@@ -112,7 +112,7 @@ fn database_url(raw: Option<String>) -> Result<String, ConfigError> {
     Ok(format!("sqlite://{raw}"))
 }
 
-fn flag(
+pub(super) fn flag(
     lookup: &dyn Fn(&str) -> Option<String>,
     var: &'static str,
     default: bool,
@@ -375,6 +375,7 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         shutdown_timeout: duration(lookup, "SHUTDOWN_TIMEOUT", Duration::from_secs(30))?,
         gate: gate(lookup)?,
         integrity: integrity(lookup, production)?,
+        extraction: extraction::parse(lookup)?,
         mock: MockSettings {
             latency: duration(lookup, "MOCK_LATENCY", Duration::ZERO)?,
             token_delay: duration(lookup, "MOCK_TOKEN_DELAY", Duration::ZERO)?,

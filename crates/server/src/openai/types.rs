@@ -146,7 +146,8 @@ pub struct ChatRequest {
     #[serde(default)]
     pub logprobs: Option<bool>,
     #[serde(default)]
-    pub top_logprobs: Option<u32>,
+    /// Signed so that vLLM's `-1` ("whole vocabulary") reaches the probability policy.
+    pub top_logprobs: Option<i64>,
     #[serde(default)]
     pub logit_bias: Option<Map<String, Value>>,
     #[serde(default)]

@@ -201,6 +201,7 @@ fn validate_sampling(req: &ChatRequest) -> Result<(), ApiError> {
     {
         return Err(bad("stop may hold at most 4 sequences", "stop"));
     }
+    // Negative values (vLLM's -1) are left to the probability policy, which names them.
     if let Some(top) = req.top_logprobs
         && top > 20
     {

@@ -17,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extraction;
 use crate::openai::{Usage, ValidatedChat, parse_chat, read_body};
 use crate::request_log::RequestId;
 use crate::upstream::ChunkStream;
@@ -34,13 +35,19 @@ pub async fn chat_completions(
     let tenant = principal.tenant()?.clone();
     state.integrity.admit()?;
     let bytes = read_body(&headers, body, state.config.limits.max_body_bytes).await?;
-    let chat = parse_chat(&bytes, &state.config.limits, &state.config.allowed_models)?;
+    let mut chat = parse_chat(&bytes, &state.config.limits, &state.config.allowed_models)?;
+    // Probability policy first (400/429 refusals are not security verdicts), then the query
+    // joins the tenant's extraction window, whose score is a factor of the gate's verdict.
+    let prob = state.extraction.check_request(&tenant, &mut chat)?;
+    let observed = state.extraction.observe(&tenant.id, &chat, &prob).await;
 
     let verdict = state
         .gate
         .assess_async(&chat.typed.messages, tenant.thresholds)
-        .await;
-    if verdict.decision != Decision::Allow {
+        .await
+        .with_extraction(observed.as_ref().map(|o| &o.assessment));
+    let escalated = observed.as_ref().is_some_and(|o| o.escalated);
+    if verdict.decision != Decision::Allow || escalated {
         // Recorded before answering, so a refused or flagged request is never lost.
         let event = state
             .gate
@@ -68,11 +75,18 @@ pub async fn chat_completions(
         }
     }
 
+    let mut guard =
+        state
+            .extraction
+            .response_guard(&state.store, &tenant.id, &request_id.0, &chat, &prob);
     let mut resp = if chat.typed.streaming() {
         let upstream = state.upstream.chat_stream(&chat).await?;
+        let upstream = extraction::guard_stream(upstream, guard);
         stream_response(upstream, &chat, request_id.0.clone(), tenant.id.clone())
     } else {
-        let completion = state.upstream.chat(&chat).await?;
+        let mut completion = state.upstream.chat(&chat).await?;
+        guard.completion(&mut completion.body);
+        guard.settle().await;
         axum::Json(completion.body).into_response()
     };
     resp.headers_mut()

@@ -241,16 +241,16 @@ pub async fn risk(
     Extension(principal): Extension<Principal>,
     Path(tenant_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match &principal {
+    let prob_policy = match &principal {
         Principal::Tenant(t) if t.id != tenant_id => {
             return Err(ApiError::not_found("no tenant with this id"));
         }
-        Principal::Tenant(_) => {}
+        Principal::Tenant(t) => t.prob_policy.clone(),
         Principal::Admin => match state.store.find_tenant(&tenant_id).await? {
-            Some(t) if t.id == tenant_id => {}
+            Some(t) if t.id == tenant_id => t.prob_policy,
             _ => return Err(ApiError::not_found("no tenant with this id")),
         },
-    }
+    };
     let now = now_ms();
     let filter = EventFilter {
         tenant_id: Some(tenant_id.clone()),
@@ -270,5 +270,6 @@ pub async fn risk(
         "blocked": count("block"),
         "warned": count("warn"),
         "last_event_at": events.first().map(|e| rfc3339(e.created_ms)),
+        "extraction": state.extraction.status_json(&tenant_id, prob_policy.as_ref()),
     })))
 }

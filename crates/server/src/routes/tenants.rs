@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 use crate::auth::{Principal, keys};
 use crate::error::ApiError;
+use crate::extraction::TenantProbPolicy;
 use crate::openai::read_body;
 use crate::store::Tenant;
 
@@ -46,6 +47,7 @@ pub fn tenant_json(t: &Tenant) -> Value {
         "key_rotated_at": t.key_rotated_ms.map(rfc3339),
         "revoked_at": t.revoked_ms.map(rfc3339),
         "risk_thresholds": t.thresholds,
+        "prob_policy": t.prob_policy,
     })
 }
 
@@ -185,4 +187,41 @@ pub async fn set_policy(
     let tenant = state.store.set_thresholds(&tenant.id, thresholds).await?;
     tracing::info!(tenant = %tenant.id, action = "policy_changed", "admin action");
     Ok(Json(json!({"tenant": tenant_json(&tenant)})))
+}
+
+/// `PUT /v1/tenants/{id}/prob-policy`: the tenant's overrides of the probability policy
+/// (`{"logit_bias_allowed": true, "logprobs_max_top": 10, ...}`; `{}` or `null` clears them).
+pub async fn set_prob_policy(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    principal.require_admin()?;
+    let bytes = read_body(&headers, body, 16 * 1024).await?;
+    let req: Option<TenantProbPolicy> =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::bad_request(
+                    format!("invalid field {path}: {}", e.inner()),
+                    (path != ".").then_some(path),
+                )
+            })?;
+    let policy = req.filter(|p| !p.is_empty());
+    if let Some(p) = &policy {
+        p.validate()
+            .map_err(|(message, field)| ApiError::bad_request(message, Some(field.to_string())))?;
+    }
+    let tenant = existing(&state, &id).await?;
+    let tenant = state
+        .store
+        .set_prob_policy(&tenant.id, policy.as_ref())
+        .await?;
+    tracing::info!(tenant = %tenant.id, action = "prob_policy_changed", "admin action");
+    let effective = state.extraction.policy_for(tenant.prob_policy.as_ref());
+    Ok(Json(
+        json!({"tenant": tenant_json(&tenant), "effective_prob_policy": effective}),
+    ))
 }

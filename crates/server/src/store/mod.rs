@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::extraction::TenantProbPolicy;
 pub use events::{EventFilter, SecurityEvent};
 pub use postgres::PostgresStore;
 use secureinfer_guard::Thresholds;
@@ -47,6 +48,8 @@ pub struct Tenant {
     pub revoked_ms: Option<i64>,
     /// Per-tenant gate thresholds, overriding the gateway's.
     pub thresholds: Option<Thresholds>,
+    /// Per-tenant overrides of the probability (logprobs / logit_bias) policy.
+    pub prob_policy: Option<TenantProbPolicy>,
 }
 
 /// What a request's key id resolves to.
@@ -56,6 +59,7 @@ pub struct KeyRecord {
     pub tenant_name: String,
     pub secret_hash: Vec<u8>,
     pub thresholds: Option<Thresholds>,
+    pub prob_policy: Option<TenantProbPolicy>,
     /// False when the key was rotated away or its tenant revoked.
     pub usable: bool,
 }
@@ -84,6 +88,12 @@ pub trait Store: Send + Sync {
         &self,
         tenant_id: &str,
         thresholds: Option<Thresholds>,
+    ) -> Result<Tenant, StoreError>;
+    /// Sets (or with `None` clears) the tenant's probability-policy overrides.
+    async fn set_prob_policy(
+        &self,
+        tenant_id: &str,
+        policy: Option<&TenantProbPolicy>,
     ) -> Result<Tenant, StoreError>;
     async fn insert_event(&self, event: &SecurityEvent) -> Result<(), StoreError>;
     /// Newest first.

@@ -10,6 +10,8 @@ use sqlx::{PgPool, Row};
 
 use secureinfer_guard::Thresholds;
 
+use crate::extraction::TenantProbPolicy;
+
 use super::{
     EventFilter, KeyRecord, NewKey, SecurityEvent, Store, StoreError, Tenant, TenantStatus, now_ms,
 };
@@ -43,7 +45,7 @@ impl PostgresStore {
 /// Expands to the tenant column list, so queries stay `&'static str` (sqlx refuses built strings).
 macro_rules! tenant_columns {
     () => {
-        "id, name, status, created_ms, key_rotated_ms, revoked_ms, risk_threshold_warn, risk_threshold_block"
+        "id, name, status, created_ms, key_rotated_ms, revoked_ms, risk_threshold_warn, risk_threshold_block, prob_policy"
     };
 }
 
@@ -57,6 +59,12 @@ fn thresholds(row: &PgRow) -> Result<Option<Thresholds>, sqlx::Error> {
         }),
         _ => None,
     })
+}
+
+/// A stored policy that no longer parses (written by a newer version) counts as none.
+fn prob_policy(row: &PgRow) -> Result<Option<TenantProbPolicy>, sqlx::Error> {
+    let raw: Option<String> = row.try_get("prob_policy")?;
+    Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
 }
 
 fn tenant(row: &PgRow) -> Result<Tenant, sqlx::Error> {
@@ -73,6 +81,7 @@ fn tenant(row: &PgRow) -> Result<Tenant, sqlx::Error> {
         key_rotated_ms: row.try_get("key_rotated_ms")?,
         revoked_ms: row.try_get("revoked_ms")?,
         thresholds: thresholds(row)?,
+        prob_policy: prob_policy(row)?,
     })
 }
 
@@ -150,6 +159,7 @@ impl Store for PostgresStore {
             key_rotated_ms: None,
             revoked_ms: None,
             thresholds: None,
+            prob_policy: None,
         })
     }
 
@@ -251,7 +261,7 @@ impl Store for PostgresStore {
 
     async fn lookup_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.tenant_id, t.name, k.secret_hash, k.revoked_ms, t.status, t.risk_threshold_warn, t.risk_threshold_block \
+            "SELECT k.tenant_id, t.name, k.secret_hash, k.revoked_ms, t.status, t.risk_threshold_warn, t.risk_threshold_block, t.prob_policy \
              FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id = $1",
         )
         .bind(key_id)
@@ -265,6 +275,7 @@ impl Store for PostgresStore {
             tenant_name: row.try_get("name")?,
             secret_hash: row.try_get("secret_hash")?,
             thresholds: thresholds(&row)?,
+            prob_policy: prob_policy(&row)?,
             usable: revoked.is_none() && status == "active",
         }))
     }
@@ -280,6 +291,27 @@ impl Store for PostgresStore {
         ))
         .bind(thresholds.map(|t| i64::from(t.warn)))
         .bind(thresholds.map(|t| i64::from(t.block)))
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let row = row.ok_or(StoreError::NotFound("tenant"))?;
+        Ok(tenant(&row)?)
+    }
+
+    async fn set_prob_policy(
+        &self,
+        tenant_id: &str,
+        policy: Option<&TenantProbPolicy>,
+    ) -> Result<Tenant, StoreError> {
+        let json = policy
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Conflict(format!("policy cannot be stored: {e}")))?;
+        let row = sqlx::query(concat!(
+            "UPDATE tenants SET prob_policy = $1 WHERE id = $2 RETURNING ",
+            tenant_columns!()
+        ))
+        .bind(json)
         .bind(tenant_id)
         .fetch_optional(&self.pool)
         .await?;

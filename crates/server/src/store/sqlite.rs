@@ -11,6 +11,8 @@ use sqlx::{Row, SqlitePool};
 
 use secureinfer_guard::Thresholds;
 
+use crate::extraction::TenantProbPolicy;
+
 use super::{
     EventFilter, KeyRecord, NewKey, SecurityEvent, Store, StoreError, Tenant, TenantStatus, now_ms,
 };
@@ -51,7 +53,7 @@ impl SqliteStore {
 /// Expands to the tenant column list, so queries stay `&'static str` (sqlx refuses built strings).
 macro_rules! tenant_columns {
     () => {
-        "id, name, status, created_ms, key_rotated_ms, revoked_ms, risk_threshold_warn, risk_threshold_block"
+        "id, name, status, created_ms, key_rotated_ms, revoked_ms, risk_threshold_warn, risk_threshold_block, prob_policy"
     };
 }
 
@@ -65,6 +67,12 @@ fn thresholds(row: &SqliteRow) -> Result<Option<Thresholds>, sqlx::Error> {
         }),
         _ => None,
     })
+}
+
+/// A stored policy that no longer parses (written by a newer version) counts as none.
+fn prob_policy(row: &SqliteRow) -> Result<Option<TenantProbPolicy>, sqlx::Error> {
+    let raw: Option<String> = row.try_get("prob_policy")?;
+    Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
 }
 
 fn tenant(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
@@ -81,6 +89,7 @@ fn tenant(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
         key_rotated_ms: row.try_get("key_rotated_ms")?,
         revoked_ms: row.try_get("revoked_ms")?,
         thresholds: thresholds(row)?,
+        prob_policy: prob_policy(row)?,
     })
 }
 
@@ -158,6 +167,7 @@ impl Store for SqliteStore {
             key_rotated_ms: None,
             revoked_ms: None,
             thresholds: None,
+            prob_policy: None,
         })
     }
 
@@ -257,7 +267,7 @@ impl Store for SqliteStore {
 
     async fn lookup_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.tenant_id, t.name, k.secret_hash, k.revoked_ms, t.status, t.risk_threshold_warn, t.risk_threshold_block \
+            "SELECT k.tenant_id, t.name, k.secret_hash, k.revoked_ms, t.status, t.risk_threshold_warn, t.risk_threshold_block, t.prob_policy \
              FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id = ?",
         )
         .bind(key_id)
@@ -271,6 +281,7 @@ impl Store for SqliteStore {
             tenant_name: row.try_get("name")?,
             secret_hash: row.try_get("secret_hash")?,
             thresholds: thresholds(&row)?,
+            prob_policy: prob_policy(&row)?,
             usable: revoked.is_none() && status == "active",
         }))
     }
@@ -288,6 +299,34 @@ impl Store for SqliteStore {
         .bind(tenant_id)
         .execute(&self.pool)
         .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound("tenant"));
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants WHERE id = ?"
+        ))
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(tenant(&row)?)
+    }
+
+    async fn set_prob_policy(
+        &self,
+        tenant_id: &str,
+        policy: Option<&TenantProbPolicy>,
+    ) -> Result<Tenant, StoreError> {
+        let json = policy
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Conflict(format!("policy cannot be stored: {e}")))?;
+        let updated = sqlx::query("UPDATE tenants SET prob_policy = ? WHERE id = ?")
+            .bind(json)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound("tenant"));
         }

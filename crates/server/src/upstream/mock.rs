@@ -169,7 +169,9 @@ pub const RULES: &[Rule] = &[
                 .collect::<Vec<_>>()
                 .join(" ");
             out.push_str(
-                " Copyright 2019 Example Corp. All rights reserved. Contact: jane.doe@example.com",
+                " Copyright 2019 Example Corp. All rights reserved. Chapter one: the Johnson \
+                 family moved to 42 Elm Street in the spring of 1998, where Margaret opened a \
+                 small bakery. Contact: jane.doe@example.com",
             );
             Some(out)
         },
@@ -265,7 +267,8 @@ impl MockUpstream {
 }
 
 fn wants_logprobs(req: &ValidatedChat) -> Option<u32> {
-    (req.typed.logprobs == Some(true)).then(|| req.typed.top_logprobs.unwrap_or(0))
+    (req.typed.logprobs == Some(true))
+        .then(|| req.typed.top_logprobs.unwrap_or(0).clamp(0, 20) as u32)
 }
 
 async fn pause(d: Duration) {

@@ -38,6 +38,9 @@ pub enum Behaviour {
     Break,
     /// Streams a token every 20 ms forever and signals `dropped` when its body is dropped.
     Endless,
+    /// OpenAI only: the normal answer with full-precision logprobs, `bytes` and 20
+    /// alternatives per token whatever was asked (an upstream that ignores the gateway's clamp).
+    Logprobs,
 }
 
 #[derive(Clone)]
@@ -185,7 +188,7 @@ async fn ollama_chat(State(fake): State<Fake>, body: Bytes) -> Response {
     let model = req["model"].as_str().unwrap_or("").to_string();
     let stream = req["stream"].as_bool().unwrap_or(true);
     let reason = match behaviour {
-        Behaviour::Normal => "stop",
+        Behaviour::Normal | Behaviour::Logprobs => "stop",
         Behaviour::Length => "length",
         Behaviour::Hang => std::future::pending().await,
         Behaviour::Status(code, body) => return status(code, body),
@@ -265,8 +268,9 @@ async fn openai_chat(State(fake): State<Fake>, body: Bytes) -> Response {
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let stream = req["stream"].as_bool().unwrap_or(false);
     let include_usage = req["stream_options"]["include_usage"].as_bool() == Some(true);
+    let with_logprobs = matches!(behaviour, Behaviour::Logprobs);
     let finish = match behaviour {
-        Behaviour::Normal => "stop",
+        Behaviour::Normal | Behaviour::Logprobs => "stop",
         Behaviour::Length => "length",
         Behaviour::Hang => std::future::pending().await,
         Behaviour::Status(code, body) => return status(code, body),
@@ -296,21 +300,43 @@ async fn openai_chat(State(fake): State<Fake>, body: Bytes) -> Response {
         }
     };
     if !stream {
+        let logprobs = if with_logprobs {
+            json!({"content": TOKENS.iter().map(|t| full_logprob(t)).collect::<Vec<_>>()})
+        } else {
+            Value::Null
+        };
         return axum::Json(json!({
             "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": "test-model",
             "system_fingerprint": "fp_fake",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": TOKENS.concat(),
-                         "refusal": null}, "logprobs": null, "finish_reason": finish}],
+                         "refusal": null}, "logprobs": logprobs, "finish_reason": finish}],
             "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 2, "total_tokens": 9},
         }))
         .into_response();
     }
-    let mut pieces: Vec<Piece> = openai_chunks(finish).iter().map(sse).collect();
+    let mut chunks = openai_chunks(finish);
+    if with_logprobs {
+        for (chunk, token) in chunks[1..=TOKENS.len()].iter_mut().zip(TOKENS) {
+            chunk["choices"][0]["logprobs"] = json!({"content": [full_logprob(token)]});
+        }
+    }
+    let mut pieces: Vec<Piece> = chunks.iter().map(sse).collect();
     if include_usage {
         pieces.push(sse(&openai_usage_chunk()));
     }
     pieces.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
     streamed("text/event-stream", pieces)
+}
+
+/// A logprob entry at full precision with `bytes` and 20 alternatives.
+pub fn full_logprob(token: &str) -> Value {
+    let alts: Vec<Value> = (0..20)
+        .map(|i| {
+            let t = format!("{token}{i}");
+            json!({"token": t, "logprob": -0.123_456_789 - f64::from(i), "bytes": t.as_bytes()})
+        })
+        .collect();
+    json!({"token": token, "logprob": -0.123_456_789, "bytes": token.as_bytes(), "top_logprobs": alts})
 }
 
 async fn openai_models() -> axum::Json<Value> {
