@@ -516,3 +516,39 @@ async fn diverging_output_is_cut_in_whole_answers_and_streams() {
         && e["detail"]["repeats"] == 120
         && e["detail"].get("word").is_none()));
 }
+
+// ------------------------------------------------------------------ the demo
+
+#[test]
+fn demo_extraction_shows_where_each_attack_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secureinfer"))
+        .args(["demo", "extraction"])
+        .current_dir(dir.path())
+        .env("LOG_LEVEL", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at: usize = stdout
+        .split("Enumeration blocked at request ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no block line: {stdout}"));
+    assert!(at < 100, "{stdout}");
+    for expected in [
+        "reasons: [\"model_extraction\",\"model_extraction.enumeration\"]",
+        "logit_bias is disabled on this gateway",
+        "logit_bias cannot be combined with logprobs",
+        "Logit-bias sweep flagged at request",
+        "with 5 alternatives, bytes dropped",
+        "finish_reason \"content_filter\"",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?}: {stdout}");
+    }
+}

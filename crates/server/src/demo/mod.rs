@@ -3,6 +3,7 @@
 //! Each demo starts its own gateways in-process (SQLite in memory, the mock upstream) unless
 //! `--url` points it at a running one.
 
+mod extraction;
 mod injection;
 mod tampering;
 
@@ -33,6 +34,10 @@ pub enum DemoCommand {
     /// Model tampering: a gateway pins its model's hash, then a byte of the weights is flipped
     /// and a tag re-pointed; the gateway refuses inference (503) until the model is back.
     Tampering,
+    /// Model extraction: templated enumeration, a logit_bias sweep, full logprobs and the
+    /// "repeat forever" divergence attack; prints the extraction score rising and where each
+    /// attack is stopped.
+    Extraction,
 }
 
 /// A gateway started for a demo: its base URL and a tenant key.
@@ -77,6 +82,7 @@ pub async fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DemoCommand::Injection { url, key } => injection::run(url.zip(key)).await,
         DemoCommand::Tampering => tampering::run().await,
+        DemoCommand::Extraction => extraction::run().await,
     }
 }
 
