@@ -14,10 +14,11 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::extraction::Extraction;
 use crate::gate::Gate;
+use crate::limits::Limiter;
 use crate::model_integrity::IntegrityMonitor;
 use crate::store::Store;
 use crate::upstream::Upstream;
-use crate::{auth, request_log, routes};
+use crate::{auth, limits, request_log, routes};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,6 +29,7 @@ pub struct AppState {
     pub integrity: Arc<IntegrityMonitor>,
     /// Per-tenant extraction windows, logprob budgets and the probability policy.
     pub extraction: Arc<Extraction>,
+    pub limits: Arc<Limiter>,
     /// The admin key in force (configured, or generated for a development run).
     pub admin_key: Option<Arc<SecretString>>,
 }
@@ -62,6 +64,15 @@ pub fn router(state: AppState) -> Router {
             "/tenants/{id}/prob-policy",
             axum::routing::put(routes::tenants::set_prob_policy),
         )
+        .route(
+            "/tenants/{id}/limits",
+            axum::routing::put(routes::limits::set_tier),
+        )
+        // Layers run bottom-up: authentication first, then the tenant's limits.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::http::per_tenant,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -72,6 +83,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // The per-IP limit runs before authentication, inside the access log.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::http::per_ip,
+        ))
         .layer(middleware::from_fn(request_log::request_log))
         .with_state(state)
 }

@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::limits::Refusal;
 use crate::store::StoreError;
 use crate::upstream::UpstreamError;
 
@@ -42,6 +43,12 @@ pub enum ApiError {
         "the daily logprob budget of this tenant ({limit} values) is spent; ask without logprobs or retry after the UTC day ends"
     )]
     LogprobBudgetExhausted { limit: u64, retry_after_secs: u64 },
+    /// Over an abuse limit: 429 with `Retry-After` and the code of the limit that was hit.
+    #[error("{}", .0.message)]
+    RateLimited(Box<Refusal>),
+    /// Redis is unreachable and `RATE_LIMIT_REDIS_FAILURE=closed`.
+    #[error("the rate limiter is unavailable; try again shortly")]
+    LimiterUnavailable,
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
@@ -74,10 +81,12 @@ impl ApiError {
             ApiError::AdminRequired | ApiError::Blocked { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) | ApiError::ModelIntegrity(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
+            ApiError::Unavailable(_)
+            | ApiError::ModelIntegrity(_)
+            | ApiError::LimiterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::LogprobBudgetExhausted { .. } | ApiError::RateLimited(_) => {
+                StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::LogprobBudgetExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Upstream(e) => e.status(),
             ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
@@ -108,6 +117,8 @@ impl ApiError {
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::ModelIntegrity(_) => "model_integrity_failed",
             ApiError::LogprobBudgetExhausted { .. } => "logprob_budget_exhausted",
+            ApiError::RateLimited(r) => r.code(),
+            ApiError::LimiterUnavailable => "rate_limiter_unavailable",
             ApiError::Upstream(e) => e.code(),
             ApiError::Store(StoreError::NotFound(_)) => "not_found",
             ApiError::Store(StoreError::Conflict(_)) => "conflict",
@@ -180,10 +191,24 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, status = status.as_u16(), "request failed");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match &self {
+            ApiError::Unauthorized(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::RateLimited(refusal) => {
+                let h = response.headers_mut();
+                crate::limits::headers::write(h, &refusal.figures);
+                crate::limits::headers::write_retry_after(h, refusal.wait());
+            }
+            ApiError::LimiterUnavailable => {
+                crate::limits::headers::write_retry_after(
+                    response.headers_mut(),
+                    std::time::Duration::from_secs(1),
+                );
+            }
+            _ => {}
         }
         if let Some(secs) = retry_after {
             response

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod error;
 pub mod extraction;
 pub mod gate;
+pub mod limits;
 pub mod mock_server;
 pub mod model_integrity;
 pub mod openai;

@@ -13,6 +13,7 @@ use crate::auth::keys;
 use crate::config::{Config, UpstreamKind};
 use crate::extraction::Extraction;
 use crate::gate::Gate;
+use crate::limits::Limiter;
 use crate::model_integrity::IntegrityMonitor;
 use crate::{store, upstream};
 
@@ -35,6 +36,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     )?);
     integrity.start().await;
     let extraction = Arc::new(Extraction::new(config.extraction.clone(), &config.gate));
+    let limits = Limiter::new(config.rate_limits.clone())
+        .context("REDIS_URL: could not set up the Redis client")?;
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -42,6 +45,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         gate,
         integrity,
         extraction,
+        limits,
         admin_key,
     })
 }
@@ -120,7 +124,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // A plain line on stdout that scripts and tests read to find the bound port.
     println!("secureinfer listening on http://{local}");
 
-    let app = router(state);
+    // Connect info gives the per-IP limit the peer address.
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;

@@ -24,6 +24,8 @@ pub struct TenantCtx {
     pub name: String,
     pub thresholds: Option<secureinfer_guard::Thresholds>,
     pub prob_policy: Option<crate::extraction::TenantProbPolicy>,
+    /// The tenant's abuse-limit tier, if it has one.
+    pub rate_limit_tier: Option<String>,
 }
 
 impl Principal {
@@ -81,6 +83,7 @@ pub async fn resolve(state: &AppState, token: &str) -> Result<Principal, ApiErro
         name: record.tenant_name,
         thresholds: record.thresholds,
         prob_policy: record.prob_policy,
+        rate_limit_tier: record.rate_limit_tier,
     }))
 }
 

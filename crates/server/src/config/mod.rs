@@ -5,6 +5,7 @@
 
 mod extraction;
 mod parse;
+mod rate_limits;
 mod settings;
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use secrecy::SecretString;
 
 pub use extraction::ExtractionSettings;
 pub use parse::ConfigError;
+pub use rate_limits::{RateLimitSettings, RedisFailure, TenantLimits};
 pub use settings::SettingArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +185,7 @@ pub struct Config {
     pub integrity: IntegritySettings,
     pub extraction: ExtractionSettings,
     pub mock: MockSettings,
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Config {

@@ -380,5 +380,6 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
             latency: duration(lookup, "MOCK_LATENCY", Duration::ZERO)?,
             token_delay: duration(lookup, "MOCK_TOKEN_DELAY", Duration::ZERO)?,
         },
+        rate_limits: super::rate_limits::parse(lookup)?,
     })
 }

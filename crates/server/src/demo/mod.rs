@@ -71,6 +71,8 @@ pub async fn start_gateway(
         .context("cannot bind a loopback port")?;
     let url = format!("http://{}", listener.local_addr()?);
     let app = router(state);
+    // Connect info: the per-IP limit needs the peer address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(DemoGateway {
         url,

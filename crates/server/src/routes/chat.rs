@@ -36,6 +36,8 @@ pub async fn chat_completions(
     state.integrity.admit()?;
     let bytes = read_body(&headers, body, state.config.limits.max_body_bytes).await?;
     let mut chat = parse_chat(&bytes, &state.config.limits, &state.config.allowed_models)?;
+    // Abuse limits (requests, tokens, concurrency): 429 here, or a ticket settled at the end.
+    let mut ticket = state.limits.admit_chat(&tenant, &chat).await?;
     // Probability policy first (400/429 refusals are not security verdicts), then the query
     // joins the tenant's extraction window, whose score is a factor of the gate's verdict.
     let prob = state.extraction.check_request(&tenant, &mut chat)?;
@@ -75,16 +77,19 @@ pub async fn chat_completions(
         }
     }
 
+    ticket.mark_sent();
     let mut guard =
         state
             .extraction
             .response_guard(&state.store, &tenant.id, &request_id.0, &chat, &prob);
     let mut resp = if chat.typed.streaming() {
-        let upstream = state.upstream.chat_stream(&chat).await?;
+        // The ticket sees the upstream's own chunks (and its usage) before any output policy.
+        let upstream = ticket.watch(state.upstream.chat_stream(&chat).await?);
         let upstream = extraction::guard_stream(upstream, guard);
         stream_response(upstream, &chat, request_id.0.clone(), tenant.id.clone())
     } else {
         let mut completion = state.upstream.chat(&chat).await?;
+        ticket.finish_with(&completion).await;
         guard.completion(&mut completion.body);
         guard.settle().await;
         axum::Json(completion.body).into_response()

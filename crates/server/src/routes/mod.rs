@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod health;
+pub mod limits;
 pub mod models;
 pub mod security;
 pub mod tenants;

@@ -48,6 +48,7 @@ pub fn tenant_json(t: &Tenant) -> Value {
         "revoked_at": t.revoked_ms.map(rfc3339),
         "risk_thresholds": t.thresholds,
         "prob_policy": t.prob_policy,
+        "rate_limit_tier": t.rate_limit_tier,
     })
 }
 

@@ -50,6 +50,8 @@ pub struct Tenant {
     pub thresholds: Option<Thresholds>,
     /// Per-tenant overrides of the probability (logprobs / logit_bias) policy.
     pub prob_policy: Option<TenantProbPolicy>,
+    /// Abuse-limit tier (a name from RATE_LIMIT_TIERS); `None`: the TENANT_* defaults.
+    pub rate_limit_tier: Option<String>,
 }
 
 /// What a request's key id resolves to.
@@ -60,6 +62,7 @@ pub struct KeyRecord {
     pub secret_hash: Vec<u8>,
     pub thresholds: Option<Thresholds>,
     pub prob_policy: Option<TenantProbPolicy>,
+    pub rate_limit_tier: Option<String>,
     /// False when the key was rotated away or its tenant revoked.
     pub usable: bool,
 }
@@ -94,6 +97,12 @@ pub trait Store: Send + Sync {
         &self,
         tenant_id: &str,
         policy: Option<&TenantProbPolicy>,
+    ) -> Result<Tenant, StoreError>;
+    /// Sets (or with `None` clears) the tenant's abuse-limit tier.
+    async fn set_rate_limit_tier(
+        &self,
+        tenant_id: &str,
+        tier: Option<&str>,
     ) -> Result<Tenant, StoreError>;
     async fn insert_event(&self, event: &SecurityEvent) -> Result<(), StoreError>;
     /// Newest first.

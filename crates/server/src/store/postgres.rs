@@ -45,7 +45,7 @@ impl PostgresStore {
 /// Expands to the tenant column list, so queries stay `&'static str` (sqlx refuses built strings).
 macro_rules! tenant_columns {
     () => {
-        "id, name, status, created_ms, key_rotated_ms, revoked_ms, risk_threshold_warn, risk_threshold_block, prob_policy"
+        "id, name, status, created_ms, key_rotated_ms, revoked_ms, risk_threshold_warn, risk_threshold_block, prob_policy, rate_limit_tier"
     };
 }
 
@@ -82,6 +82,7 @@ fn tenant(row: &PgRow) -> Result<Tenant, sqlx::Error> {
         revoked_ms: row.try_get("revoked_ms")?,
         thresholds: thresholds(row)?,
         prob_policy: prob_policy(row)?,
+        rate_limit_tier: row.try_get("rate_limit_tier")?,
     })
 }
 
@@ -160,6 +161,7 @@ impl Store for PostgresStore {
             revoked_ms: None,
             thresholds: None,
             prob_policy: None,
+            rate_limit_tier: None,
         })
     }
 
@@ -261,7 +263,7 @@ impl Store for PostgresStore {
 
     async fn lookup_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.tenant_id, t.name, k.secret_hash, k.revoked_ms, t.status, t.risk_threshold_warn, t.risk_threshold_block, t.prob_policy \
+            "SELECT k.tenant_id, t.name, k.secret_hash, k.revoked_ms, t.status, t.risk_threshold_warn, t.risk_threshold_block, t.prob_policy, t.rate_limit_tier \
              FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id = $1",
         )
         .bind(key_id)
@@ -276,8 +278,26 @@ impl Store for PostgresStore {
             secret_hash: row.try_get("secret_hash")?,
             thresholds: thresholds(&row)?,
             prob_policy: prob_policy(&row)?,
+            rate_limit_tier: row.try_get("rate_limit_tier")?,
             usable: revoked.is_none() && status == "active",
         }))
+    }
+
+    async fn set_rate_limit_tier(
+        &self,
+        tenant_id: &str,
+        tier: Option<&str>,
+    ) -> Result<Tenant, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE tenants SET rate_limit_tier = $1 WHERE id = $2 RETURNING ",
+            tenant_columns!()
+        ))
+        .bind(tier)
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let row = row.ok_or(StoreError::NotFound("tenant"))?;
+        Ok(tenant(&row)?)
     }
 
     async fn set_thresholds(

@@ -53,7 +53,7 @@ impl SqliteStore {
 /// Expands to the tenant column list, so queries stay `&'static str` (sqlx refuses built strings).
 macro_rules! tenant_columns {
     () => {
-        "id, name, status, created_ms, key_rotated_ms, revoked_ms, risk_threshold_warn, risk_threshold_block, prob_policy"
+        "id, name, status, created_ms, key_rotated_ms, revoked_ms, risk_threshold_warn, risk_threshold_block, prob_policy, rate_limit_tier"
     };
 }
 
@@ -90,6 +90,7 @@ fn tenant(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
         revoked_ms: row.try_get("revoked_ms")?,
         thresholds: thresholds(row)?,
         prob_policy: prob_policy(row)?,
+        rate_limit_tier: row.try_get("rate_limit_tier")?,
     })
 }
 
@@ -168,6 +169,7 @@ impl Store for SqliteStore {
             revoked_ms: None,
             thresholds: None,
             prob_policy: None,
+            rate_limit_tier: None,
         })
     }
 
@@ -267,7 +269,7 @@ impl Store for SqliteStore {
 
     async fn lookup_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.tenant_id, t.name, k.secret_hash, k.revoked_ms, t.status, t.risk_threshold_warn, t.risk_threshold_block, t.prob_policy \
+            "SELECT k.tenant_id, t.name, k.secret_hash, k.revoked_ms, t.status, t.risk_threshold_warn, t.risk_threshold_block, t.prob_policy, t.rate_limit_tier \
              FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id = ?",
         )
         .bind(key_id)
@@ -282,8 +284,33 @@ impl Store for SqliteStore {
             secret_hash: row.try_get("secret_hash")?,
             thresholds: thresholds(&row)?,
             prob_policy: prob_policy(&row)?,
+            rate_limit_tier: row.try_get("rate_limit_tier")?,
             usable: revoked.is_none() && status == "active",
         }))
+    }
+
+    async fn set_rate_limit_tier(
+        &self,
+        tenant_id: &str,
+        tier: Option<&str>,
+    ) -> Result<Tenant, StoreError> {
+        let updated = sqlx::query("UPDATE tenants SET rate_limit_tier = ? WHERE id = ?")
+            .bind(tier)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound("tenant"));
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants WHERE id = ?"
+        ))
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(tenant(&row)?)
     }
 
     async fn set_thresholds(

@@ -88,6 +88,8 @@ pub async fn gateway(vars: &[(&str, &str)]) -> Gateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = secureinfer::app::router(state);
+    // Connect info: the per-IP limit needs the peer address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     Gateway {
         url,

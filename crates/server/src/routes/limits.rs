@@ -1,0 +1,78 @@
+//! `PUT /v1/tenants/{id}/limits` (admin): assign a tenant an abuse-limit tier from
+//! `RATE_LIMIT_TIERS`, or `null` for the `TENANT_*` defaults. Takes effect on the next request.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Extension, Path, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::config::TenantLimits;
+use crate::error::ApiError;
+use crate::openai::read_body;
+use crate::routes::tenants::tenant_json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetTier {
+    tier: Option<String>,
+}
+
+pub fn limits_json(l: &TenantLimits) -> Value {
+    json!({
+        "requests_per_minute": l.rpm,
+        "burst": l.burst,
+        "tokens_per_minute": l.tpm,
+        "max_concurrent": l.max_concurrent,
+    })
+}
+
+pub async fn set_tier(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    principal.require_admin()?;
+    let bytes = read_body(&headers, body, 4 * 1024).await?;
+    let req: SetTier = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(
+            format!("expected {{\"tier\": \"<name>\"|null}}: {e}"),
+            Some("tier".to_string()),
+        )
+    })?;
+    let settings = state.limits.settings();
+    if let Some(tier) = &req.tier
+        && !settings.tiers.contains_key(tier)
+    {
+        let known: Vec<&str> = settings.tiers.keys().map(String::as_str).collect();
+        return Err(ApiError::bad_request(
+            format!(
+                "unknown tier {tier:?}; RATE_LIMIT_TIERS defines: {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+            Some("tier".to_string()),
+        ));
+    }
+    let tenant = match state.store.find_tenant(&id).await? {
+        Some(t) if t.id == id => t,
+        _ => return Err(ApiError::not_found("no tenant with this id")),
+    };
+    let tenant = state
+        .store
+        .set_rate_limit_tier(&tenant.id, req.tier.as_deref())
+        .await?;
+    tracing::info!(tenant = %tenant.id, action = "limits_changed", "admin action");
+    let effective = settings.for_tier(tenant.rate_limit_tier.as_deref());
+    Ok(Json(
+        json!({"tenant": tenant_json(&tenant), "limits": limits_json(&effective)}),
+    ))
+}
