@@ -32,6 +32,8 @@ pub struct AppState {
     pub limits: Arc<Limiter>,
     /// The admin key in force (configured, or generated for a development run).
     pub admin_key: Option<Arc<SecretString>>,
+    /// JWT bearer-token verification, when a JWKS is configured.
+    pub jwt: Option<Arc<auth::jwt::JwtVerifier>>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -19,4 +19,5 @@ pub mod scan_cli;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;

@@ -8,6 +8,9 @@ use secureinfer::cli::{self, Cli, Command};
 fn main() -> ExitCode {
     // `.env` fills only variables the environment does not already set.
     let _ = dotenvy::dotenv();
+    // One rustls crypto provider for the whole process (server TLS, reqwest, sqlx): if a
+    // dependency ever compiled in a second one, rustls would otherwise refuse to pick.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

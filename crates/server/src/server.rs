@@ -9,12 +9,14 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, router};
+use crate::auth::jwt::JwtVerifier;
 use crate::auth::keys;
 use crate::config::{Config, UpstreamKind};
 use crate::extraction::Extraction;
 use crate::gate::Gate;
 use crate::limits::Limiter;
 use crate::model_integrity::IntegrityMonitor;
+use crate::tls::{TlsFiles, serve_tls};
 use crate::{store, upstream};
 
 /// Builds the shared state from configuration (store opened and migrated, upstream client),
@@ -26,6 +28,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let upstream =
         upstream::from_config(&config).context("could not build the upstream HTTP client")?;
     let admin_key = config.admin_api_key.clone().map(Arc::new);
+    let jwt = match config.jwt.clone() {
+        Some(settings) => Some(
+            JwtVerifier::start(settings)
+                .await
+                .context("JWT: cannot load the identity provider's keys")?,
+        ),
+        None => None,
+    };
     let gate = Arc::new(
         Gate::new(config.gate.clone()).context("the pattern catalogue failed to compile")?,
     );
@@ -47,6 +57,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         extraction,
         limits,
         admin_key,
+        jwt,
     })
 }
 
@@ -108,6 +119,11 @@ async fn shutdown_signal() {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = format!("{}:{}", config.host, config.port);
     let shutdown_timeout = config.shutdown_timeout;
+    // Unusable TLS files stop start-up before anything else happens.
+    let tls = match config.tls.clone() {
+        Some(settings) => Some(TlsFiles::load(settings).context("TLS: cannot serve HTTPS")?),
+        None => None,
+    };
     let mut state = build_state(config).await?;
     bootstrap(&mut state).await?;
     let listener = TcpListener::bind(&addr)
@@ -121,16 +137,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!(addr = %local, upstream = state.upstream.kind().as_str(), "listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // A plain line on stdout that scripts and tests read to find the bound port.
-    println!("secureinfer listening on http://{local}");
+    println!("secureinfer listening on {scheme}://{local}");
 
-    // Connect info gives the per-IP limit the peer address.
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state);
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let stopped = async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
-    });
-    let mut server = tokio::spawn(async move { server.await });
+    };
+    // Both paths give handlers (the per-IP limit) the peer address as `ConnectInfo<SocketAddr>`.
+    let mut server = match tls {
+        Some(files) => {
+            let server = serve_tls(listener, files, app)?.with_graceful_shutdown(stopped);
+            tokio::spawn(async move { server.await })
+        }
+        None => {
+            let server = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stopped);
+            tokio::spawn(async move { server.await })
+        }
+    };
     tokio::select! {
         result = &mut server => return Ok(result??),
         _ = shutdown_signal() => {}

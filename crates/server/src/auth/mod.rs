@@ -1,6 +1,12 @@
-//! Authentication: every `/v1` route needs a bearer key; the admin key opens the admin routes.
+//! Authentication: every `/v1` route needs a credential; the admin key opens the admin routes.
+//! A tenant is identified by an API key (`sk-si-…`), by a JWT from the configured identity
+//! provider (`jwt`), or — with `TLS_CLIENT_CERT_TENANT` — by the common name of its verified
+//! TLS client certificate.
 
+pub mod jwt;
 pub mod keys;
+
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -10,6 +16,8 @@ use secrecy::ExposeSecret;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::store::{Tenant, TenantStatus};
+use crate::tls::ClientCertificate;
 
 /// Who is calling, attached to the request by [`authenticate`].
 #[derive(Debug, Clone)]
@@ -62,11 +70,48 @@ fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+impl TenantCtx {
+    fn of(t: Tenant) -> TenantCtx {
+        TenantCtx {
+            id: t.id,
+            name: t.name,
+            thresholds: t.thresholds,
+        }
+    }
+}
+
+/// The active tenant an identity provider's claim or a certificate's name refers to.
+async fn named_tenant(
+    state: &AppState,
+    id_or_name: &str,
+    unknown: &'static str,
+) -> Result<TenantCtx, ApiError> {
+    match state.store.find_tenant(id_or_name).await? {
+        Some(t) if t.status == TenantStatus::Active => Ok(TenantCtx::of(t)),
+        _ => Err(ApiError::Unauthorized(unknown)),
+    }
+}
+
 pub async fn resolve(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     if let Some(admin) = &state.admin_key
         && keys::secrets_equal(token, admin.expose_secret())
     {
         return Ok(Principal::Admin);
+    }
+    if let Some(verifier) = &state.jwt
+        && jwt::looks_like_jwt(token)
+    {
+        let claim = verifier.verify(token).await.map_err(|e| {
+            tracing::debug!(error = %e, "JWT rejected");
+            ApiError::Unauthorized(e.public_message())
+        })?;
+        let tenant = named_tenant(
+            state,
+            &claim,
+            "invalid bearer token: its tenant is unknown or revoked",
+        )
+        .await?;
+        return Ok(Principal::Tenant(tenant));
     }
     let (key_id, secret) = keys::parse(token).ok_or(ApiError::Unauthorized("invalid API key"))?;
     let record = state
@@ -87,13 +132,56 @@ pub async fn resolve(state: &AppState, token: &str) -> Result<Principal, ApiErro
     }))
 }
 
-/// Middleware on every `/v1` route: no valid key, no entry.
+/// The tenant name a verified client certificate carries, when certificates identify tenants.
+fn certificate_tenant(state: &AppState, req: &Request) -> Option<String> {
+    if !state
+        .config
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_cert_tenant)
+    {
+        return None;
+    }
+    req.extensions()
+        .get::<Arc<ClientCertificate>>()
+        .and_then(|c| c.common_name.clone())
+}
+
+/// Who the request's credentials name. A bearer credential and a tenant certificate must not
+/// disagree: a leaked key of tenant A is no use over tenant B's mTLS connection.
+async fn principal(
+    state: &AppState,
+    token: Option<&str>,
+    cert_tenant: Option<String>,
+) -> Result<Principal, ApiError> {
+    match (token, cert_tenant) {
+        (Some(token), cert) => {
+            let principal = resolve(state, token).await?;
+            if let (Principal::Tenant(t), Some(cn)) = (&principal, cert)
+                && cn != t.name
+                && cn != t.id
+            {
+                return Err(ApiError::Unauthorized(
+                    "the client certificate and the bearer credential name different tenants",
+                ));
+            }
+            Ok(principal)
+        }
+        (None, Some(cn)) => Ok(Principal::Tenant(
+            named_tenant(state, &cn, "the client certificate names no active tenant").await?,
+        )),
+        (None, None) => Err(ApiError::Unauthorized(
+            "missing API key: send Authorization: Bearer <key>",
+        )),
+    }
+}
+
+/// Middleware on every `/v1` route: no valid credential, no entry.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let Some(token) = bearer(&req) else {
-        return ApiError::Unauthorized("missing API key: send Authorization: Bearer <key>")
-            .into_response();
-    };
-    let principal = match resolve(&state, token).await {
+    // Taken out of the request first: a borrowed request cannot be held across awaits.
+    let token = bearer(&req).map(str::to_string);
+    let cert_tenant = certificate_tenant(&state, &req);
+    let principal = match principal(&state, token.as_deref(), cert_tenant).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

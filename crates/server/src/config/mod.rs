@@ -4,9 +4,11 @@
 //! the process environment. Every error names the variable and what it accepts.
 
 mod extraction;
+mod jwt;
 mod parse;
 mod rate_limits;
 mod settings;
+mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,9 +16,11 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 pub use extraction::ExtractionSettings;
+pub use jwt::{JwksSource, JwtSettings};
 pub use parse::ConfigError;
 pub use rate_limits::{RateLimitSettings, RedisFailure, TenantLimits};
 pub use settings::SettingArgs;
+pub use tls::{ClientAuth, ServerTls, UpstreamTls};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -184,6 +188,11 @@ pub struct Config {
     pub gate: GateSettings,
     pub integrity: IntegritySettings,
     pub extraction: ExtractionSettings,
+    /// HTTPS termination; `None` serves plain HTTP (behind a TLS-terminating proxy, or locally).
+    pub tls: Option<ServerTls>,
+    pub upstream_tls: UpstreamTls,
+    /// JWT/OIDC bearer tokens accepted besides API keys.
+    pub jwt: Option<JwtSettings>,
     pub mock: MockSettings,
     pub rate_limits: RateLimitSettings,
 }

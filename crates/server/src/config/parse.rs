@@ -376,6 +376,9 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         gate: gate(lookup)?,
         integrity: integrity(lookup, production)?,
         extraction: extraction::parse(lookup)?,
+        tls: super::tls::server(lookup)?,
+        upstream_tls: super::tls::upstream(lookup)?,
+        jwt: super::jwt::parse(lookup)?,
         mock: MockSettings {
             latency: duration(lookup, "MOCK_LATENCY", Duration::ZERO)?,
             token_delay: duration(lookup, "MOCK_TOKEN_DELAY", Duration::ZERO)?,

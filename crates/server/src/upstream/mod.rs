@@ -132,8 +132,8 @@ pub trait Upstream: Send + Sync {
     async fn health(&self) -> Result<(), UpstreamError>;
 }
 
-/// Shared HTTP client settings for real upstreams.
-pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client, reqwest::Error> {
+/// Shared HTTP client settings for real upstreams (TLS trust and identity from `tls::upstream`).
+pub(crate) fn http_client(config: &Config) -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(key) = &config.upstream_api_key
         && let Ok(mut value) =
@@ -142,17 +142,17 @@ pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client, reqwest::E
         value.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .default_headers(headers)
         .connect_timeout(Duration::from_secs(5).min(config.upstream_timeout))
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .build()
+        .tcp_nodelay(true);
+    Ok(crate::tls::upstream::configure(builder, &config.upstream_tls)?.build()?)
 }
 
 /// Builds the upstream selected by `UPSTREAM`.
-pub fn from_config(config: &Config) -> Result<Arc<dyn Upstream>, reqwest::Error> {
+pub fn from_config(config: &Config) -> anyhow::Result<Arc<dyn Upstream>> {
     Ok(match config.upstream {
         UpstreamKind::Mock => Arc::new(MockUpstream::new(
             config.model_name.clone(),

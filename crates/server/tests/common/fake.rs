@@ -56,14 +56,44 @@ pub struct Fake {
 impl Fake {
     pub async fn start(behaviour: Behaviour) -> Fake {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let fake = Fake {
-            url: format!("http://{}", listener.local_addr().unwrap()),
+        let fake = Fake::new(
+            format!("http://{}", listener.local_addr().unwrap()),
+            behaviour,
+        );
+        let app = fake.router();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        fake
+    }
+
+    /// The same fake behind HTTPS (the gateway's own TLS listener), with `tls` as its
+    /// certificate and, if set there, required client certificates.
+    pub async fn start_tls(behaviour: Behaviour, tls: secureinfer::config::ServerTls) -> Fake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake = Fake::new(
+            format!(
+                "https://localhost:{}",
+                listener.local_addr().unwrap().port()
+            ),
+            behaviour,
+        );
+        let files = secureinfer::tls::TlsFiles::load(tls).unwrap();
+        let server = secureinfer::tls::serve_tls(listener, files, fake.router()).unwrap();
+        tokio::spawn(async move { server.await });
+        fake
+    }
+
+    fn new(url: String, behaviour: Behaviour) -> Fake {
+        Fake {
+            url,
             behaviour: Arc::new(Mutex::new(behaviour)),
             hits: Arc::new(AtomicUsize::new(0)),
             last: Arc::new(Mutex::new(None)),
             dropped: Arc::new(Notify::new()),
-        };
-        let app = Router::new()
+        }
+    }
+
+    fn router(&self) -> Router {
+        Router::new()
             .route("/api/chat", post(ollama_chat))
             .route("/api/tags", get(ollama_tags))
             .route(
@@ -72,9 +102,7 @@ impl Fake {
             )
             .route("/v1/chat/completions", post(openai_chat))
             .route("/v1/models", get(openai_models))
-            .with_state(fake.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        fake
+            .with_state(self.clone())
     }
 
     pub fn set(&self, behaviour: Behaviour) {

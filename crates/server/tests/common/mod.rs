@@ -2,9 +2,11 @@
 //! with a fresh SQLite file and one tenant, request builders, and OpenAI-shape assertions.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod fake;
 pub mod model_store;
 pub mod pg;
+pub mod process;
 
 use std::collections::HashMap;
 
