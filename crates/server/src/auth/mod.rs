@@ -76,6 +76,7 @@ impl TenantCtx {
             id: t.id,
             name: t.name,
             thresholds: t.thresholds,
+            prob_policy: t.prob_policy,
         }
     }
 }
