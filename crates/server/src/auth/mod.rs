@@ -77,6 +77,7 @@ impl TenantCtx {
             name: t.name,
             thresholds: t.thresholds,
             prob_policy: t.prob_policy,
+            rate_limit_tier: t.rate_limit_tier,
         }
     }
 }
