@@ -7,6 +7,7 @@ pub mod fake;
 pub mod model_store;
 pub mod pg;
 pub mod process;
+pub mod redis;
 
 use std::collections::HashMap;
 

@@ -94,7 +94,10 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         let port = self.port;
         loop {
-            if tokio::task::spawn_blocking(move || pings(port)).await.unwrap() {
+            if tokio::task::spawn_blocking(move || pings(port))
+                .await
+                .unwrap()
+            {
                 return;
             }
             assert!(
