@@ -141,6 +141,8 @@ for name, svc in compose["services"].items():
     if "tools" in svc.get("profiles", []):
         continue
     merged = {**anchors, **svc}
+    user = str(merged.get("user", "0")).split(":")[0]
+    check(user.isdigit() and int(user) > 0, f"compose {name}: runs as a non-root user")
     check(merged.get("read_only") is True, f"compose {name}: read-only root filesystem")
     check(merged.get("cap_drop") == ["ALL"], f"compose {name}: drops ALL capabilities")
     check("no-new-privileges:true" in merged.get("security_opt", []), f"compose {name}: no-new-privileges")
