@@ -372,6 +372,50 @@ async fn refresh_loop(verifier: Weak<JwtVerifier>, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
+    /// An ES256 key: (its JWK with this kid, a token for tenant "acme" signed with it).
+    fn es256(kid: &str) -> (Value, String) {
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let raw = pair.public_key_raw();
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": kid,
+            "x": B64.encode(&raw[1..33]), "y": B64.encode(&raw[33..65])});
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.kid = Some(kid.into());
+        let claims = serde_json::json!({"iss": "i", "aud": "a", "tenant": "acme",
+            "exp": jsonwebtoken::get_current_timestamp() + 60});
+        let key = jsonwebtoken::EncodingKey::from_ec_der(&pair.serialize_der());
+        (jwk, jsonwebtoken::encode(&header, &claims, &key).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_rereads_the_jwks_at_most_every_min_refetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jwks.json");
+        let (old, _) = es256("old");
+        let (new, token) = es256("new");
+        std::fs::write(&file, serde_json::json!({"keys": [old]}).to_string()).unwrap();
+        let verifier = JwtVerifier::start(JwtSettings {
+            jwks: JwksSource::File(file.clone()),
+            issuer: "i".into(),
+            audience: "a".into(),
+            tenant_claim: "tenant".into(),
+            leeway: Duration::from_secs(5),
+            refresh: Duration::from_secs(3600),
+        })
+        .await
+        .unwrap();
+        // The provider rotates; the gateway read its keys a moment ago.
+        std::fs::write(&file, serde_json::json!({"keys": [old, new]}).to_string()).unwrap();
+        assert!(matches!(
+            verifier.verify(&token).await,
+            Err(JwtError::UnknownKey)
+        ));
+        // Once MIN_REFETCH has passed, the unknown kid triggers a re-read and verifies.
+        *verifier.last_fetch.lock().unwrap() = Instant::now() - MIN_REFETCH;
+        assert_eq!(verifier.verify(&token).await.unwrap(), "acme");
+    }
 
     #[test]
     fn only_three_part_tokens_starting_like_a_json_header_look_like_jwts() {
