@@ -6,10 +6,16 @@
 
 mod common;
 
-use common::{
-    Behaviour, Fake, Gateway, MODEL, expect_error, gateway, gateway_for, sse_chunks_done,
-};
+use common::{Behaviour, Fake, Gateway, MODEL, expect_error, gateway_for, sse_chunks_done};
 use serde_json::{Value, json};
+
+/// A gateway on the mock model without rate limits: these tests send a hundred requests in a
+/// burst, and what they test is the extraction defence, not the limits.
+async fn gateway(extra: &[(&str, &str)]) -> Gateway {
+    let mut vars = vec![("RATE_LIMIT_RPM", "0"), ("TENANT_RATE_LIMIT_RPM", "0")];
+    vars.extend_from_slice(extra);
+    common::gateway(&vars).await
+}
 
 const ORDINARY: &str = include_str!("../../guard/tests/data/ordinary_questions.txt");
 

@@ -263,7 +263,17 @@ async fn divergence(d: &Demo) -> anyhow::Result<()> {
 
 pub async fn run() -> anyhow::Result<ExitCode> {
     let admin = format!("demo-admin-{}", uuid::Uuid::now_v7().simple());
-    let gw = start_gateway(SecurityMode::Enforce, &[("ADMIN_API_KEY", admin.as_str())]).await?;
+    // The rate limits would slow this attacker down too; they are off here so that what stops
+    // each attack is the extraction defence alone.
+    let gw = start_gateway(
+        SecurityMode::Enforce,
+        &[
+            ("ADMIN_API_KEY", admin.as_str()),
+            ("RATE_LIMIT_RPM", "0"),
+            ("TENANT_RATE_LIMIT_RPM", "0"),
+        ],
+    )
+    .await?;
     let d = Demo {
         http: client()?,
         url: gw.url.clone(),
