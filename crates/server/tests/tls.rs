@@ -171,48 +171,43 @@ async fn a_client_certificate_names_the_tenant() {
     let (acme_id, acme_key) = keys[0].clone();
     let (_, beta_key) = keys[1].clone();
 
+    // Chat over a client's connection, with a bearer key or with none.
+    let chat_as = |client: &reqwest::Client, key: Option<&str>| {
+        let rb = client
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .json(&chat("hello"));
+        let rb = match key {
+            Some(k) => rb.bearer_auth(k),
+            None => rb,
+        };
+        async move { rb.send().await.unwrap() }
+    };
+
     // The certificate alone authenticates tenant acme.
     let acme = https_client(&t.ca, Some(&client_ca.client("acme")));
-    let resp = acme
-        .post(format!("{}/v1/chat/completions", gw.url))
-        .json(&chat("hello"))
-        .send()
-        .await
-        .unwrap();
+    let resp = chat_as(&acme, None).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    let events = acme
+    let risk = acme
         .get(format!("{}/v1/security/risk/{acme_id}", gw.url))
         .send()
         .await
         .unwrap();
-    assert_eq!(events.status(), 200, "the certificate acts as tenant acme");
+    assert_eq!(risk.status(), 200, "the certificate acts as tenant acme");
 
     // Its own key over its own certificate is fine; another tenant's key is not.
-    let with = |key: &str| {
-        acme.post(format!("{}/v1/chat/completions", gw.url))
-            .bearer_auth(key)
-            .json(&chat("hello"))
-            .send()
-    };
-    assert_eq!(with(&acme_key).await.unwrap().status(), 200);
-    expect_error(with(&beta_key).await.unwrap(), 401, Some("invalid_api_key")).await;
+    assert_eq!(chat_as(&acme, Some(&acme_key)).await.status(), 200);
+    let resp = chat_as(&acme, Some(&beta_key)).await;
+    expect_error(resp, 401, Some("invalid_api_key")).await;
 
     // A certificate naming no tenant, and no credential at all, are refused.
     let ghost = https_client(&t.ca, Some(&client_ca.client("ghost")));
-    let resp = ghost
-        .post(format!("{}/v1/chat/completions", gw.url))
-        .json(&chat("hello"))
-        .send()
-        .await
-        .unwrap();
-    expect_error(resp, 401, Some("invalid_api_key")).await;
-    let resp = anonymous
-        .post(format!("{}/v1/chat/completions", gw.url))
-        .json(&chat("hello"))
-        .send()
-        .await
-        .unwrap();
-    expect_error(resp, 401, Some("invalid_api_key")).await;
+    expect_error(chat_as(&ghost, None).await, 401, Some("invalid_api_key")).await;
+    expect_error(
+        chat_as(&anonymous, None).await,
+        401,
+        Some("invalid_api_key"),
+    )
+    .await;
 
     // Revoking the tenant shuts its certificate out too.
     let resp = anonymous
@@ -222,13 +217,7 @@ async fn a_client_certificate_names_the_tenant() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let resp = acme
-        .post(format!("{}/v1/chat/completions", gw.url))
-        .json(&chat("hello"))
-        .send()
-        .await
-        .unwrap();
-    expect_error(resp, 401, Some("invalid_api_key")).await;
+    expect_error(chat_as(&acme, None).await, 401, Some("invalid_api_key")).await;
 }
 
 #[test]

@@ -148,3 +148,67 @@ pub(super) fn upstream(
         client_cert,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Option<ServerTls>, ConfigError> {
+        let map: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        server(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn no_files_means_plain_http() {
+        assert!(parse(&[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn certificate_and_key_come_together() {
+        assert_eq!(
+            parse(&[("TLS_CERT_FILE", "c")]).unwrap_err().var,
+            "TLS_KEY_FILE"
+        );
+        assert_eq!(
+            parse(&[("TLS_KEY_FILE", "k")]).unwrap_err().var,
+            "TLS_CERT_FILE"
+        );
+    }
+
+    #[test]
+    fn client_settings_need_https_and_a_client_ca() {
+        let err = parse(&[("TLS_CLIENT_CA_FILE", "ca")]).unwrap_err();
+        assert_eq!(err.var, "TLS_CLIENT_CA_FILE");
+        let files = [("TLS_CERT_FILE", "c"), ("TLS_KEY_FILE", "k")];
+        let err = parse(&[files[0], files[1], ("TLS_CLIENT_AUTH", "optional")]).unwrap_err();
+        assert_eq!(err.var, "TLS_CLIENT_AUTH");
+        let err = parse(&[files[0], files[1], ("TLS_CLIENT_CERT_TENANT", "true")]).unwrap_err();
+        assert_eq!(err.var, "TLS_CLIENT_CERT_TENANT");
+        let err = parse(&[
+            files[0],
+            files[1],
+            ("TLS_CLIENT_CA_FILE", "ca"),
+            ("TLS_CLIENT_AUTH", "sometimes"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "TLS_CLIENT_AUTH");
+    }
+
+    #[test]
+    fn defaults_and_reload_off() {
+        let files = [("TLS_CERT_FILE", "c"), ("TLS_KEY_FILE", "k")];
+        let tls = parse(&[files[0], files[1], ("TLS_CLIENT_CA_FILE", "ca")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(tls.client_auth, ClientAuth::Required);
+        assert!(!tls.client_cert_tenant);
+        assert_eq!(tls.reload_interval, Some(Duration::from_secs(30)));
+        let tls = parse(&[files[0], files[1], ("TLS_RELOAD_INTERVAL", "0")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(tls.reload_interval, None);
+    }
+}
