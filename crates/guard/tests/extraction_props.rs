@@ -31,3 +31,20 @@ proptest! {
         prop_assert!((r - x).abs() <= 0.5 + 1e-9);
     }
 }
+
+proptest! {
+    #[test]
+    fn features_survive_the_wire_encoding(s in "\\PC{0,300}", single in any::<bool>()) {
+        let det = ExtractionDetector::new(ExtractionConfig::default());
+        let f = det.features(&s, single);
+        let bytes = f.to_bytes();
+        prop_assert_eq!(QueryFeatures::from_bytes(&bytes), Some(f));
+        // Any truncation or extension is refused, never misread.
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            prop_assert_eq!(QueryFeatures::from_bytes(&bytes[..cut]), None);
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        prop_assert_eq!(QueryFeatures::from_bytes(&longer), None);
+    }
+}

@@ -272,19 +272,25 @@ impl LogprobBudget {
         }
         let before = self.used;
         self.used = self.used.saturating_add(cost);
+        Self::report(before, self.used, limit)
+    }
+
+    /// The report for a day's total moving from `before` to `used`; for counters kept
+    /// elsewhere (a shared store) that apply the same thresholds.
+    pub fn report(before: u64, used: u64, limit: u64) -> BudgetReport {
         let half = limit / 2;
-        let crossed = if before < limit && self.used >= limit {
+        let crossed = if before < limit && used >= limit {
             Some(BudgetCrossing::Full)
-        } else if before < half && self.used >= half {
+        } else if before < half && used >= half {
             Some(BudgetCrossing::Half)
         } else {
             None
         };
         BudgetReport {
-            used: self.used,
+            used,
             limit,
             crossed,
-            exhausted: self.used >= limit,
+            exhausted: used >= limit,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod logprobs;
 mod normality;
 mod probes;
 mod window;
+mod wire;
 
 pub use assessment::{ExtractionAssessment, ExtractionSignal, ExtractionStatus};
 pub use config::{ExtractionConfig, LshParams, MAX_BANDS, NUM_HASHES};

@@ -67,6 +67,15 @@ impl ProbeSet {
             .filter(move |k| self.contains(*k))
     }
 
+    /// One bit per [`ProbeKind`], for the wire encoding; unknown bits are dropped.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    pub fn from_bits(bits: u8) -> Self {
+        ProbeSet(bits & ((1 << ProbeKind::ALL.len()) - 1))
+    }
+
     pub(crate) fn insert(&mut self, kind: ProbeKind) {
         self.0 |= kind.bit();
     }

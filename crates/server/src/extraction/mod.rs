@@ -10,8 +10,10 @@
 //!    budget and cuts output that diverges after a long repetition, for whole answers and SSE
 //!    chunks ([`guard_stream`]).
 //!
-//! State (windows and budgets) is held in this process ([`state::LocalState`]).
+//! State (windows and budgets) is held in this process ([`state::LocalState`]), or shared by
+//! every replica through Redis when `REDIS_URL` is set ([`backend::Backend`]).
 
+mod backend;
 mod policy;
 mod response;
 mod state;
@@ -42,7 +44,7 @@ const DAY_MS: u64 = 86_400_000;
 pub struct Extraction {
     detector: ExtractionDetector,
     settings: ExtractionSettings,
-    state: state::LocalState,
+    state: backend::Backend,
     enforce: bool,
     store_prompt: bool,
 }
@@ -67,7 +69,7 @@ fn query_text(messages: &[Message]) -> (String, bool) {
     (text, users == 1 && assistants == 0)
 }
 
-fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     u64::try_from(now_ms()).unwrap_or(0)
 }
 
@@ -76,7 +78,7 @@ impl Extraction {
         Extraction {
             detector: ExtractionDetector::new(settings.detector.clone()),
             settings,
-            state: state::LocalState::default(),
+            state: backend::Backend::local(),
             enforce: gate.mode == SecurityMode::Enforce,
             store_prompt: gate.event_store_prompt,
         }
@@ -95,7 +97,7 @@ impl Extraction {
     }
 
     /// Applies the probability policy to the request (clamps are written into `chat`).
-    pub fn check_request(
+    pub async fn check_request(
         &self,
         tenant: &TenantCtx,
         chat: &mut ValidatedChat,
@@ -106,7 +108,8 @@ impl Extraction {
             let now = unix_ms();
             let report = self
                 .state
-                .charge(&tenant.id, now, 0, plan.policy.daily_logprob_budget);
+                .charge(&tenant.id, now, 0, plan.policy.daily_logprob_budget)
+                .await;
             if report.exhausted {
                 return Err(ApiError::LogprobBudgetExhausted {
                     limit: report.limit,
@@ -129,13 +132,11 @@ impl Extraction {
         }
         let (text, single_turn) = query_text(&chat.typed.messages);
         let features = self.features(text, single_turn).await;
-        Some(self.state.observe(
-            &self.detector,
-            tenant_id,
-            unix_ms(),
-            &features,
-            &plan.logit_bias_ids,
-        ))
+        Some(
+            self.state
+                .observe(&self.detector, tenant_id, &features, &plan.logit_bias_ids)
+                .await,
+        )
     }
 
     async fn features(self: &Arc<Self>, text: String, single_turn: bool) -> QueryFeatures {
@@ -188,17 +189,26 @@ impl Extraction {
         }
     }
 
-    pub(crate) fn charge_budget(&self, tenant_id: &str, cost: u64, limit: u64) -> BudgetReport {
-        self.state.charge(tenant_id, unix_ms(), cost, limit)
+    pub(crate) async fn charge_budget(
+        &self,
+        tenant_id: &str,
+        cost: u64,
+        limit: u64,
+    ) -> BudgetReport {
+        self.state.charge(tenant_id, unix_ms(), cost, limit).await
     }
 
     /// The tenant's extraction standing for `GET /v1/security/risk/{tenant_id}`.
-    pub fn status_json(&self, tenant_id: &str, overrides: Option<&TenantProbPolicy>) -> Value {
+    pub async fn status_json(
+        &self,
+        tenant_id: &str,
+        overrides: Option<&TenantProbPolicy>,
+    ) -> Value {
         let policy = self.policy_for(overrides);
-        let now = unix_ms();
         let snap = self
             .state
-            .snapshot(&self.detector, tenant_id, now, policy.daily_logprob_budget);
+            .snapshot(&self.detector, tenant_id, policy.daily_logprob_budget)
+            .await;
         let status = if self.settings.detection {
             snap.assessment.status
         } else {
@@ -211,6 +221,7 @@ impl Extraction {
             "queries_in_window": snap.queries,
             "window_seconds": self.settings.detector.window_ms / 1000,
             "signals": snap.assessment.signals,
+            "shared": snap.shared,
             "logprob_budget": {
                 "used": snap.budget.used,
                 "limit": snap.budget.limit,

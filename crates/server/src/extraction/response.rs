@@ -182,31 +182,63 @@ impl ResponseGuard {
 
     /// Charges the budget and records the events this response earned. Idempotent.
     pub async fn settle(mut self) {
-        if let Some(events) = self.take_events() {
-            write_events(self.store.clone(), events).await;
+        if let Some(work) = self.take_work() {
+            work.run().await;
         }
     }
 
-    fn take_events(&mut self) -> Option<Vec<SecurityEvent>> {
+    fn take_work(&mut self) -> Option<Settle> {
         if self.settled {
             return None;
         }
         self.settled = true;
+        let base = EventBase {
+            tenant_id: self.tenant_id.clone(),
+            request_id: self.request_id.clone(),
+            prompt_sha256: self.prompt_sha256.clone(),
+            prompt_chars: self.prompt_chars,
+            enforce: self.enforce,
+        };
         let mut events = Vec::new();
         if let Some((f, streamed)) = self.finding.take() {
-            events.push(self.divergence_event(&f, streamed));
+            events.push(base.divergence(&f, streamed, self.store_word));
         }
-        if self.round.is_some() && self.tokens > 0 {
-            let cost = logprob_cost(self.tokens, self.top);
+        let cost =
+            (self.round.is_some() && self.tokens > 0).then(|| logprob_cost(self.tokens, self.top));
+        Some(Settle {
+            ext: self.ext.clone(),
+            store: self.store.clone(),
+            base,
+            events,
+            cost,
+            limit: self.budget_limit,
+        })
+    }
+}
+
+/// What a response leaves to do once it is over: charge the budget, store the events.
+struct Settle {
+    ext: Arc<Extraction>,
+    store: Arc<dyn Store>,
+    base: EventBase,
+    events: Vec<SecurityEvent>,
+    cost: Option<u64>,
+    limit: u64,
+}
+
+impl Settle {
+    async fn run(mut self) {
+        if let Some(cost) = self.cost {
             let report = self
                 .ext
-                .charge_budget(&self.tenant_id, cost, self.budget_limit);
+                .charge_budget(&self.base.tenant_id, cost, self.limit)
+                .await;
             if let Some(crossed) = report.crossed {
                 let (decision, score, level) = match crossed {
                     BudgetCrossing::Half => ("warn", 50, "half"),
                     BudgetCrossing::Full => ("block", 100, "full"),
                 };
-                events.push(self.event(
+                self.events.push(self.base.event(
                     "logprob_budget",
                     score,
                     decision,
@@ -214,10 +246,20 @@ impl ResponseGuard {
                 ));
             }
         }
-        Some(events)
+        write_events(self.store, self.events).await;
     }
+}
 
-    fn divergence_event(&self, f: &DivergenceFinding, streamed: bool) -> SecurityEvent {
+struct EventBase {
+    tenant_id: String,
+    request_id: String,
+    prompt_sha256: String,
+    prompt_chars: i64,
+    enforce: bool,
+}
+
+impl EventBase {
+    fn divergence(&self, f: &DivergenceFinding, streamed: bool, store_word: bool) -> SecurityEvent {
         let mut detail = json!({
             "repeats": f.repeats,
             "diverges_at": f.diverges_at,
@@ -226,7 +268,7 @@ impl ResponseGuard {
             "cut": self.enforce,
         });
         // The word comes from the model's output; keep it only where prompts may be kept.
-        if self.store_word {
+        if store_word {
             detail["word"] = Value::String(f.word.clone());
         }
         let decision = if self.enforce { "block" } else { "warn" };
@@ -253,6 +295,9 @@ impl ResponseGuard {
 }
 
 async fn write_events(store: Arc<dyn Store>, events: Vec<SecurityEvent>) {
+    if events.is_empty() {
+        return;
+    }
     for e in events {
         if let Err(err) = store.insert_event(&e).await {
             tracing::error!(error = %err, event_type = %e.event_type, "could not record a security event");
@@ -270,11 +315,11 @@ async fn write_events(store: Arc<dyn Store>, events: Vec<SecurityEvent>) {
 
 impl Drop for ResponseGuard {
     fn drop(&mut self) {
-        if let Some(events) = self.take_events()
-            && !events.is_empty()
+        if let Some(work) = self.take_work()
+            && (work.cost.is_some() || !work.events.is_empty())
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
-            rt.spawn(write_events(self.store.clone(), events));
+            rt.spawn(work.run());
         }
     }
 }

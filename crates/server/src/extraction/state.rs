@@ -13,7 +13,7 @@ use secureinfer_guard::extraction::{
 /// How often idle tenants' windows are released (their budgets are kept for the day).
 const SWEEP_EVERY_MS: u64 = 60_000;
 
-struct TenantState {
+pub(super) struct TenantState {
     window: TenantWindow,
     budget: LogprobBudget,
     last_seen_ms: u64,
@@ -22,13 +22,46 @@ struct TenantState {
 }
 
 impl TenantState {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         TenantState {
             window: TenantWindow::new(),
             budget: LogprobBudget::new(),
             last_seen_ms: 0,
             reported: ExtractionStatus::Normal,
         }
+    }
+
+    /// Adds one query (and the token ids of its accepted logit_bias) at `now_ms`.
+    pub(super) fn apply(
+        &mut self,
+        det: &ExtractionDetector,
+        now_ms: u64,
+        features: &QueryFeatures,
+        logit_bias_ids: &[String],
+    ) -> Observed {
+        if !logit_bias_ids.is_empty() {
+            self.window
+                .record_logit_bias(det, now_ms, logit_bias_ids.iter().map(String::as_str));
+        }
+        let assessment = self.window.observe(det, now_ms, features);
+        self.last_seen_ms = self.last_seen_ms.max(now_ms);
+        if assessment.status == ExtractionStatus::Normal {
+            self.reported = ExtractionStatus::Normal;
+        }
+        let escalated = assessment.status > self.reported;
+        self.reported = self.reported.max(assessment.status);
+        Observed {
+            assessment,
+            escalated,
+        }
+    }
+
+    pub(super) fn snapshot(
+        &mut self,
+        det: &ExtractionDetector,
+        now_ms: u64,
+    ) -> (ExtractionAssessment, usize) {
+        (self.window.snapshot(det, now_ms), self.window.len())
     }
 }
 
@@ -46,6 +79,8 @@ pub struct Snapshot {
     pub assessment: ExtractionAssessment,
     pub queries: usize,
     pub budget: BudgetReport,
+    /// The window is the one all replicas share (Redis), not this process's own.
+    pub shared: bool,
 }
 
 #[derive(Default)]
@@ -56,7 +91,7 @@ pub struct LocalState {
 
 /// A poisoned lock only means another request panicked mid-update; the counters are still
 /// usable, and refusing every later request for the tenant would be worse.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -82,21 +117,7 @@ impl LocalState {
         self.sweep(det, now_ms);
         let t = self.tenant(tenant_id);
         let mut t = lock(&t);
-        if !logit_bias_ids.is_empty() {
-            t.window
-                .record_logit_bias(det, now_ms, logit_bias_ids.iter().map(String::as_str));
-        }
-        let assessment = t.window.observe(det, now_ms, features);
-        t.last_seen_ms = now_ms;
-        if assessment.status == ExtractionStatus::Normal {
-            t.reported = ExtractionStatus::Normal;
-        }
-        let escalated = assessment.status > t.reported;
-        t.reported = t.reported.max(assessment.status);
-        Observed {
-            assessment,
-            escalated,
-        }
+        t.apply(det, now_ms, features, logit_bias_ids)
     }
 
     pub fn snapshot(
@@ -108,12 +129,13 @@ impl LocalState {
     ) -> Snapshot {
         let t = self.tenant(tenant_id);
         let mut t = lock(&t);
-        let assessment = t.window.snapshot(det, now_ms);
+        let (assessment, queries) = t.snapshot(det, now_ms);
         Snapshot {
             assessment,
-            queries: t.window.len(),
+            queries,
             // Charging nothing reads the day's total without moving it.
             budget: t.budget.charge(now_ms, 0, budget_limit),
+            shared: false,
         }
     }
 

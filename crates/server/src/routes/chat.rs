@@ -40,7 +40,7 @@ pub async fn chat_completions(
     let mut ticket = state.limits.admit_chat(&tenant, &chat).await?;
     // Probability policy first (400/429 refusals are not security verdicts), then the query
     // joins the tenant's extraction window, whose score is a factor of the gate's verdict.
-    let prob = state.extraction.check_request(&tenant, &mut chat)?;
+    let prob = state.extraction.check_request(&tenant, &mut chat).await?;
     let observed = state.extraction.observe(&tenant.id, &chat, &prob).await;
 
     let verdict = state

@@ -270,6 +270,9 @@ pub async fn risk(
         "blocked": count("block"),
         "warned": count("warn"),
         "last_event_at": events.first().map(|e| rfc3339(e.created_ms)),
-        "extraction": state.extraction.status_json(&tenant_id, prob_policy.as_ref()),
+        "extraction": state
+            .extraction
+            .status_json(&tenant_id, prob_policy.as_ref())
+            .await,
     })))
 }
