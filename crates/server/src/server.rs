@@ -45,7 +45,21 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         store.clone(),
     )?);
     integrity.start().await;
-    let extraction = Arc::new(Extraction::new(config.extraction.clone(), &config.gate));
+    let redis_url = config
+        .rate_limits
+        .redis_url
+        .as_ref()
+        .map(|u| u.expose_secret().to_string());
+    let extraction = Arc::new(
+        Extraction::new(
+            config.extraction.clone(),
+            &config.gate,
+            redis_url
+                .as_deref()
+                .map(|u| (u, config.rate_limits.redis_timeout)),
+        )
+        .context("REDIS_URL: the extraction state could not use it")?,
+    );
     let limits = Limiter::new(config.rate_limits.clone())
         .context("REDIS_URL: could not set up the Redis client")?;
     Ok(AppState {

@@ -3,16 +3,22 @@
 
 use secureinfer_guard::extraction::{BudgetReport, ExtractionDetector, QueryFeatures};
 
+use super::shared::SharedState;
 use super::state::{LocalState, Observed, Snapshot};
 use super::unix_ms;
 
 pub enum Backend {
     Local(LocalState),
+    Shared(Box<SharedState>),
 }
 
 impl Backend {
     pub fn local() -> Self {
         Backend::Local(LocalState::default())
+    }
+
+    pub fn shared(state: SharedState) -> Self {
+        Backend::Shared(Box::new(state))
     }
 
     pub async fn observe(
@@ -24,6 +30,7 @@ impl Backend {
     ) -> Observed {
         match self {
             Backend::Local(l) => l.observe(det, tenant_id, unix_ms(), features, logit_bias_ids),
+            Backend::Shared(s) => s.observe(det, tenant_id, features, logit_bias_ids).await,
         }
     }
 
@@ -35,6 +42,7 @@ impl Backend {
     ) -> Snapshot {
         match self {
             Backend::Local(l) => l.snapshot(det, tenant_id, unix_ms(), budget_limit),
+            Backend::Shared(s) => s.snapshot(det, tenant_id, budget_limit).await,
         }
     }
 
@@ -47,6 +55,7 @@ impl Backend {
     ) -> BudgetReport {
         match self {
             Backend::Local(l) => l.charge(tenant_id, now_ms, cost, limit),
+            Backend::Shared(s) => s.charge(tenant_id, now_ms, cost, limit).await,
         }
     }
 }

@@ -16,9 +16,11 @@
 mod backend;
 mod policy;
 mod response;
+mod shared;
 mod state;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use secureinfer_guard::extraction::{
     BudgetReport, ExtractionDetector, ExtractionStatus, LogprobPolicy, QueryFeatures,
@@ -74,14 +76,28 @@ pub(crate) fn unix_ms() -> u64 {
 }
 
 impl Extraction {
-    pub fn new(settings: ExtractionSettings, gate: &GateSettings) -> Self {
-        Extraction {
+    /// `redis`: the URL and per-call timeout when replicas share state (`REDIS_URL`).
+    pub fn new(
+        settings: ExtractionSettings,
+        gate: &GateSettings,
+        redis: Option<(&str, Duration)>,
+    ) -> Result<Self, redis::RedisError> {
+        let state = match redis {
+            Some((url, timeout)) => backend::Backend::shared(shared::SharedState::new(
+                url,
+                timeout,
+                settings.detector.window_ms,
+                settings.detector.max_entries,
+            )?),
+            None => backend::Backend::local(),
+        };
+        Ok(Extraction {
             detector: ExtractionDetector::new(settings.detector.clone()),
             settings,
-            state: backend::Backend::local(),
+            state,
             enforce: gate.mode == SecurityMode::Enforce,
             store_prompt: gate.event_store_prompt,
-        }
+        })
     }
 
     pub fn settings(&self) -> &ExtractionSettings {
