@@ -35,6 +35,8 @@ async fn replicas(redis: &RedisServer, extra: &[(&str, &str)]) -> Replicas {
         ("ADMIN_API_KEY", ADMIN_KEY),
         ("REDIS_URL", redis.url.as_str()),
         ("LOG_LEVEL", "warn"),
+        ("RATE_LIMIT_RPM", "0"),
+        ("TENANT_RATE_LIMIT_RPM", "0"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
