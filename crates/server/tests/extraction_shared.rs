@@ -5,15 +5,11 @@
 //! while Redis is down.
 
 mod common;
-// The shared redis-server helper, included by path so this suite needs nothing else of it.
-#[allow(dead_code)]
-#[path = "common/redis.rs"]
-mod redis_server;
 
 use std::collections::HashMap;
 
+use common::redis::RedisServer;
 use common::{ADMIN_KEY, MODEL, client};
-use redis_server::RedisServer;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
