@@ -3,6 +3,7 @@
 //! Each demo starts its own gateways in-process (SQLite in memory, the mock upstream) unless
 //! `--url` points it at a running one.
 
+mod dos;
 mod extraction;
 mod injection;
 mod tampering;
@@ -38,6 +39,25 @@ pub enum DemoCommand {
     /// "repeat forever" divergence attack; prints the extraction score rising and where each
     /// attack is stopped.
     Extraction,
+    /// Denial of service: one tenant floods with concurrent requests while another keeps
+    /// working; prints 200s vs 429s and the other tenant's latency, with limits off and on.
+    Dos {
+        /// Target a running gateway instead of starting two (limits off, then on).
+        #[arg(long, requires_all = ["key", "victim_key"])]
+        url: Option<String>,
+        /// API key of the flooding tenant, for --url.
+        #[arg(long, env = "SECUREINFER_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// API key of another tenant whose latency is measured during the flood, for --url.
+        #[arg(long)]
+        victim_key: Option<String>,
+        /// Concurrent flooding connections.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// How long the flood lasts, in seconds.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
 }
 
 /// A gateway started for a demo: its base URL and a tenant key.
@@ -51,12 +71,25 @@ pub async fn start_gateway(
     mode: SecurityMode,
     extra: &[(&str, &str)],
 ) -> anyhow::Result<DemoGateway> {
-    let mut vars: Vec<(String, String)> = vec![
+    // `extra` first: lookups take the first match, so a demo's own settings win.
+    let mut vars: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    vars.extend([
         ("UPSTREAM".into(), "mock".into()),
         ("DATABASE_URL".into(), "sqlite::memory:".into()),
         ("SECURITY_MODE".into(), mode.as_str().into()),
-    ];
-    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    ]);
+    // Demos of other controls send bursts from one address: the abuse limits stay out of their
+    // way unless the demo sets them itself (`demo dos` does).
+    for name in [
+        "RATE_LIMIT_RPM",
+        "TENANT_RATE_LIMIT_RPM",
+        "TENANT_MAX_CONCURRENT",
+    ] {
+        vars.push((name.into(), "0".into()));
+    }
     let lookup = move |k: &str| {
         vars.iter()
             .find(|(name, _)| name == k)
@@ -85,6 +118,22 @@ pub async fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
         DemoCommand::Injection { url, key } => injection::run(url.zip(key)).await,
         DemoCommand::Tampering => tampering::run().await,
         DemoCommand::Extraction => extraction::run().await,
+        DemoCommand::Dos {
+            url,
+            key,
+            victim_key,
+            concurrency,
+            seconds,
+        } => {
+            dos::run(dos::Options {
+                url,
+                key,
+                victim_key,
+                concurrency: concurrency.clamp(1, 1024),
+                seconds: seconds.clamp(1, 300),
+            })
+            .await
+        }
     }
 }
 

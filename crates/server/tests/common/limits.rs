@@ -134,7 +134,11 @@ pub async fn token_budget_reserves_and_settles(vars: &[(&str, &str)]) {
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(first.headers()["x-ratelimit-limit-tokens"], "600");
     let rem1 = header_u64(&first, "x-ratelimit-remaining-tokens");
-    assert_eq!(rem1, 600 - reserve, "the reservation is prompt + max_tokens");
+    assert_eq!(
+        rem1,
+        600 - reserve,
+        "the reservation is prompt + max_tokens"
+    );
     let v: Value = first.json().await.unwrap();
     let used1 = v["usage"]["total_tokens"].as_u64().unwrap();
     assert!(used1 < reserve / 2, "mock usage {used1}");
@@ -167,6 +171,9 @@ pub async fn token_budget_reserves_and_settles(vars: &[(&str, &str)]) {
     let after = gw.chat(&probe).await;
     assert_eq!(after.status(), StatusCode::OK);
     let rem = header_u64(&after, "x-ratelimit-remaining-tokens");
+    let probe_used = after.json::<Value>().await.unwrap()["usage"]["total_tokens"]
+        .as_u64()
+        .unwrap();
     let charged = 600 - (prompt_tokens(&probe) + 1) - rem;
     let expected = used1 + used2 + streamed;
     assert!(
@@ -180,7 +187,10 @@ pub async fn token_budget_reserves_and_settles(vars: &[(&str, &str)]) {
     let resp = gw.chat(&huge).await;
     assert!(resp.headers().contains_key("retry-after"));
     let e = expect_error(resp, 429, Some("request_exceeds_token_limit")).await;
-    assert!(e["message"].as_str().unwrap().contains("lower max_tokens"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("lower max_tokens"),
+        "{e}"
+    );
 
     // Fits the budget but not what is left: refused with the wait until it fits.
     let big = json!({"model": MODEL, "max_tokens": 590,
@@ -191,12 +201,12 @@ pub async fn token_budget_reserves_and_settles(vars: &[(&str, &str)]) {
     assert_eq!(header_u64(&resp, "x-ratelimit-limit-tokens"), 600);
     let e = expect_error(resp, 429, Some("token_rate_limit_exceeded")).await;
     assert!(e["message"].as_str().unwrap().contains("tokens"), "{e}");
-    // The refusal charged nothing: the probe still sees the same budget (plus refill).
+    // The refusals charged nothing: since the last probe only its own usage was spent.
     let again = gw.chat(&probe).await;
     let rem_again = header_u64(&again, "x-ratelimit-remaining-tokens");
     assert!(
-        rem_again + 2 >= rem,
-        "a refused request was charged: {rem} then {rem_again}"
+        rem_again + probe_used + 1 >= rem && rem_again + probe_used <= rem + slack(),
+        "refused requests were charged: {rem}, then {rem_again} after a probe of {probe_used}"
     );
 }
 
@@ -232,7 +242,10 @@ pub async fn abandoned_stream_is_charged_what_it_used(vars: &[(&str, &str)]) {
             assert!(rem < 6000, "an abandoned stream was charged nothing");
             break;
         }
-        assert!(Instant::now() < deadline, "the reservation was never settled");
+        assert!(
+            Instant::now() < deadline,
+            "the reservation was never settled"
+        );
         // Polling for the asynchronous settlement after the disconnect, with a deadline.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod fake;
+pub mod limits;
 pub mod model_store;
 pub mod pg;
 pub mod process;
@@ -100,6 +101,41 @@ pub async fn gateway(vars: &[(&str, &str)]) -> Gateway {
         tenant_id: tenant.id,
         client: client(),
         _dir: dir,
+    }
+}
+
+/// Another gateway process-alike on the same database as `first` (same tenants and keys), with
+/// its own state otherwise: a second replica. `vars` as for [`gateway`].
+pub async fn replica_of(first: &Gateway, vars: &[(&str, &str)]) -> Gateway {
+    let mut map: HashMap<String, String> = HashMap::new();
+    let db = database_url(first._dir.path());
+    for (k, v) in [
+        ("SECUREINFER_ENV", "development"),
+        ("LOG_LEVEL", "warn"),
+        ("DATABASE_URL", db.as_str()),
+        ("ADMIN_API_KEY", ADMIN_KEY),
+        ("UPSTREAM", "mock"),
+        ("MODEL_NAME", MODEL),
+        ("UPSTREAM_TIMEOUT", "5s"),
+    ] {
+        map.insert(k.into(), v.into());
+    }
+    for (k, v) in vars {
+        map.insert((*k).into(), (*v).into());
+    }
+    let config = secureinfer::config::Config::from_lookup(&|k| map.get(k).cloned()).unwrap();
+    let state = secureinfer::server::build_state(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = secureinfer::app::router(state)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Gateway {
+        url,
+        key: first.key.clone(),
+        tenant_id: first.tenant_id.clone(),
+        client: client(),
+        _dir: tempfile::tempdir().unwrap(),
     }
 }
 
