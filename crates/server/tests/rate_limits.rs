@@ -330,7 +330,7 @@ async fn limits_can_be_switched_off() {
 fn demo_dos_shows_the_flood_refused_and_the_other_tenant_served() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_secureinfer"))
-        .args(["demo", "dos", "--seconds", "2", "--concurrency", "16"])
+        .args(["demo", "dos", "--seconds", "3", "--concurrency", "32"])
         .current_dir(dir.path())
         .env("LOG_LEVEL", "error")
         .output()

@@ -24,7 +24,7 @@ use crate::config::SecurityMode;
 
 /// Parallel answers the simulated model server gives, and how long each takes.
 const MODEL_SLOTS: usize = 4;
-const MODEL_LATENCY_MS: u64 = 100;
+const MODEL_LATENCY_MS: u64 = 250;
 
 pub struct Options {
     pub url: Option<String>,
