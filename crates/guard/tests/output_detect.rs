@@ -150,6 +150,7 @@ fn pem_block_is_blocked_before_its_end_arrives() {
     let first = s.push("sure: -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA");
     assert!(first.blocked);
     assert!(first.text.is_empty());
+    assert_eq!(s.held_back(), 0, "nothing is pending once blocked");
     assert!(s.push("more").text.is_empty());
 }
 

@@ -16,6 +16,7 @@ use crate::extraction::Extraction;
 use crate::gate::Gate;
 use crate::limits::Limiter;
 use crate::model_integrity::IntegrityMonitor;
+use crate::output_filter::OutputFilter;
 use crate::store::Store;
 use crate::upstream::Upstream;
 use crate::{auth, limits, request_log, routes};
@@ -30,6 +31,8 @@ pub struct AppState {
     /// Per-tenant extraction windows, logprob budgets and the probability policy.
     pub extraction: Arc<Extraction>,
     pub limits: Arc<Limiter>,
+    /// The output guard: canaries, leak/secret/PII detection on answers.
+    pub output: Arc<OutputFilter>,
     /// The admin key in force (configured, or generated for a development run).
     pub admin_key: Option<Arc<SecretString>>,
     /// JWT bearer-token verification, when a JWKS is configured.
@@ -54,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/tenants/{id}/policy",
             axum::routing::put(routes::tenants::set_policy),
+        )
+        .route(
+            "/tenants/{id}/output-policy",
+            get(routes::output_policy::get).put(routes::output_policy::put),
         )
         .route("/security/scan", post(routes::security::scan))
         .route("/security/events", get(routes::security::events))

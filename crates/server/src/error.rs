@@ -49,6 +49,14 @@ pub enum ApiError {
     /// Redis is unreachable and `RATE_LIMIT_REDIS_FAILURE=closed`.
     #[error("the rate limiter is unavailable; try again shortly")]
     LimiterUnavailable,
+    /// The output guard withheld the model's answer, or refused a prompt carrying secrets or
+    /// personal data (`in_prompt`). Only category labels are reported, never the matched text.
+    #[error("{}", data_guard_message(*in_prompt, labels, request_id))]
+    DataGuard {
+        request_id: String,
+        labels: Vec<&'static str>,
+        in_prompt: bool,
+    },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
@@ -78,7 +86,9 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::AdminRequired | ApiError::Blocked { .. } => StatusCode::FORBIDDEN,
+            ApiError::AdminRequired | ApiError::Blocked { .. } | ApiError::DataGuard { .. } => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_)
@@ -113,6 +123,12 @@ impl ApiError {
             ApiError::Unauthorized(_) => "invalid_api_key",
             ApiError::AdminRequired => "admin_key_required",
             ApiError::Blocked { .. } => "security_blocked",
+            ApiError::DataGuard {
+                in_prompt: false, ..
+            } => "output_blocked",
+            ApiError::DataGuard {
+                in_prompt: true, ..
+            } => "prompt_sensitive_data",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::ModelIntegrity(_) => "model_integrity_failed",
@@ -165,6 +181,21 @@ impl ApiError {
                 }
             });
         }
+        if let ApiError::DataGuard {
+            request_id, labels, ..
+        } = self
+        {
+            return json!({
+                "error": {
+                    "message": self.public_message(),
+                    "type": self.error_type(),
+                    "code": self.code(),
+                    "param": null,
+                    "request_id": request_id,
+                    "categories": labels,
+                }
+            });
+        }
         json!({
             "error": {
                 "message": self.public_message(),
@@ -174,6 +205,18 @@ impl ApiError {
             }
         })
     }
+}
+
+fn data_guard_message(in_prompt: bool, labels: &[&str], request_id: &str) -> String {
+    let what = if in_prompt {
+        "the request was refused: a message carries data this gateway does not send to the model"
+    } else {
+        "the model's answer was withheld by the output guard"
+    };
+    format!(
+        "{what} (categories: {}); request id {request_id}",
+        labels.join(", ")
+    )
 }
 
 impl IntoResponse for ApiError {

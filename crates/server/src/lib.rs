@@ -13,6 +13,7 @@ pub mod limits;
 pub mod mock_server;
 pub mod model_integrity;
 pub mod openai;
+pub mod output_filter;
 pub mod request_log;
 pub mod routes;
 pub mod scan_cli;

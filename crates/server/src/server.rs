@@ -16,6 +16,7 @@ use crate::extraction::Extraction;
 use crate::gate::Gate;
 use crate::limits::Limiter;
 use crate::model_integrity::IntegrityMonitor;
+use crate::output_filter::OutputFilter;
 use crate::tls::{TlsFiles, serve_tls};
 use crate::{store, upstream};
 
@@ -62,7 +63,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     );
     let limits = Limiter::new(config.rate_limits.clone())
         .context("REDIS_URL: could not set up the Redis client")?;
+    let output = Arc::new(
+        OutputFilter::new(config.output.clone())
+            .context("the output guard's patterns failed to compile")?,
+    );
     Ok(AppState {
+        output,
         config: Arc::new(config),
         store,
         upstream,

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn non_streaming_request_is_translated_to_ollama() {
     let fake = Fake::start(Behaviour::Normal).await;
-    let gw = gateway_for(&fake, "ollama", &[]).await;
+    // No canary, so the system messages arrive exactly as sent (tests/output_guard.rs covers it).
+    let gw = gateway_for(&fake, "ollama", &[("OUTPUT_CANARY_ENABLED", "false")]).await;
     let body = json!({
         "model": MODEL,
         "max_tokens": 42,

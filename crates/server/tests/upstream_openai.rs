@@ -48,7 +48,9 @@ async fn non_streaming_passes_fields_through_both_ways() {
 #[tokio::test]
 async fn streaming_relays_chunks_one_by_one_without_usage() {
     let fake = Fake::start(Behaviour::Normal).await;
-    let gw = gateway_for(&fake, "openai", &[]).await;
+    // Chunk-for-chunk relay is the unguarded path; the output guard re-chunks held-back text
+    // (tests/output_guard.rs checks the guarded relay).
+    let gw = gateway_for(&fake, "openai", &[("OUTPUT_GUARD_ENABLED", "false")]).await;
     let mut body = stream_chat("hi", false);
     body["extra_field"] = "kept".into();
     let resp = gw.chat(&body).await;
@@ -70,7 +72,9 @@ async fn streaming_relays_chunks_one_by_one_without_usage() {
 #[tokio::test]
 async fn streaming_usage_chunk_when_client_asks() {
     let fake = Fake::start(Behaviour::Normal).await;
-    let gw = gateway_for(&fake, "openai", &[]).await;
+    // Chunk-for-chunk relay is the unguarded path; the output guard re-chunks held-back text
+    // (tests/output_guard.rs checks the guarded relay).
+    let gw = gateway_for(&fake, "openai", &[("OUTPUT_GUARD_ENABLED", "false")]).await;
     let resp = gw.chat(&stream_chat("hi", true)).await;
     let chunks = common::sse_chunks_done(&resp.text().await.unwrap());
     let mut expected = openai_chunks("stop");
@@ -81,7 +85,9 @@ async fn streaming_usage_chunk_when_client_asks() {
 #[tokio::test]
 async fn finish_reason_length_passes_through() {
     let fake = Fake::start(Behaviour::Length).await;
-    let gw = gateway_for(&fake, "openai", &[]).await;
+    // Chunk-for-chunk relay is the unguarded path; the output guard re-chunks held-back text
+    // (tests/output_guard.rs checks the guarded relay).
+    let gw = gateway_for(&fake, "openai", &[("OUTPUT_GUARD_ENABLED", "false")]).await;
     let v: Value = gw.chat(&chat("hi")).await.json().await.unwrap();
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     let resp = gw.chat(&stream_chat("hi", false)).await;

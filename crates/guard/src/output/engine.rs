@@ -226,7 +226,7 @@ impl std::fmt::Debug for StreamScanner<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamScanner")
             .field("emitted", &self.cursor)
-            .field("held", &(self.base + self.buf.len() - self.cursor))
+            .field("held", &self.held_back())
             .field("blocked", &self.blocked)
             .finish()
     }
@@ -243,9 +243,10 @@ impl<'g> StreamScanner<'g> {
         }
     }
 
-    /// Bytes received but not yet emitted.
+    /// Bytes received but not yet emitted (0 once blocked: nothing will be emitted).
     pub fn held_back(&self) -> usize {
-        self.base + self.buf.len() - self.cursor
+        // A block clears the buffer without moving the cursor.
+        (self.base + self.buf.len()).saturating_sub(self.cursor)
     }
 
     pub fn is_blocked(&self) -> bool {

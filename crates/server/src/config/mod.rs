@@ -5,6 +5,7 @@
 
 mod extraction;
 mod jwt;
+mod output;
 mod parse;
 mod rate_limits;
 mod settings;
@@ -17,6 +18,7 @@ use secrecy::SecretString;
 
 pub use extraction::ExtractionSettings;
 pub use jwt::{JwksSource, JwtSettings};
+pub use output::{CanaryPosition, OutputSettings, TenantOutputOverrides};
 pub use parse::ConfigError;
 pub use rate_limits::{RateLimitSettings, RedisFailure, TenantLimits};
 pub use settings::SettingArgs;
@@ -193,6 +195,7 @@ pub struct Config {
     pub upstream_tls: UpstreamTls,
     /// JWT/OIDC bearer tokens accepted besides API keys.
     pub jwt: Option<JwtSettings>,
+    pub output: OutputSettings,
     pub mock: MockSettings,
     pub rate_limits: RateLimitSettings,
 }

@@ -379,6 +379,7 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         tls: super::tls::server(lookup)?,
         upstream_tls: super::tls::upstream(lookup)?,
         jwt: super::jwt::parse(lookup)?,
+        output: super::output::parse(lookup)?,
         mock: MockSettings {
             latency: duration(lookup, "MOCK_LATENCY", Duration::ZERO)?,
             token_delay: duration(lookup, "MOCK_TOKEN_DELAY", Duration::ZERO)?,

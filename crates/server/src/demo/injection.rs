@@ -210,8 +210,9 @@ pub async fn run(target: Option<(String, String)>) -> anyhow::Result<ExitCode> {
         ),
         None => (
             start_gateway(SecurityMode::Enforce, &[]).await?,
-            // Monitor mode scores but never blocks: the mock model's answer is what an unguarded model does.
-            Some(start_gateway(SecurityMode::Monitor, &[]).await?),
+            // Monitor mode scores but never blocks, and without the output guard the mock
+            // model's answer is what an unguarded model does.
+            Some(start_gateway(SecurityMode::Monitor, &[("OUTPUT_GUARD_ENABLED", "false")]).await?),
         ),
     };
     println!(

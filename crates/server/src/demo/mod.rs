@@ -6,6 +6,7 @@
 mod dos;
 mod extraction;
 mod injection;
+mod leak;
 mod tampering;
 
 use std::process::ExitCode;
@@ -57,6 +58,15 @@ pub enum DemoCommand {
         /// How long the flood lasts, in seconds.
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+    /// System-prompt, credential and customer-data leaks by the mock model: what an unguarded
+    /// gateway lets through and what the output guard blocks or redacts, plain and streamed.
+    Leak {
+        /// Target a running gateway instead of starting one.
+        #[arg(long, requires = "key")]
+        url: Option<String>,
+        /// Tenant API key for --url.
+        #[arg(long, env = "SECUREINFER_API_KEY", hide_env_values = true)]
+        key: Option<String>,
     },
 }
 
@@ -134,6 +144,7 @@ pub async fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
             })
             .await
         }
+        DemoCommand::Leak { url, key } => leak::run(url.zip(key)).await,
     }
 }
 

@@ -19,8 +19,9 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extraction;
 use crate::openai::{Usage, ValidatedChat, parse_chat, read_body};
+use crate::output_filter::{FindingLog, Relay, RequestFacts, ResponseGuard};
 use crate::request_log::RequestId;
-use crate::upstream::ChunkStream;
+use crate::upstream::{ChunkStream, UpstreamError};
 
 /// Chunks buffered between the upstream reader and a slow client.
 const STREAM_BUFFER: usize = 64;
@@ -77,22 +78,42 @@ pub async fn chat_completions(
         }
     }
 
-    ticket.mark_sent();
     let mut guard =
         state
             .extraction
             .response_guard(&state.store, &tenant.id, &request_id.0, &chat, &prob);
+    // After the extraction guard read the prompt: the canary is not part of what was asked.
+    let facts = RequestFacts {
+        tenant_id: &tenant.id,
+        request_id: &request_id.0,
+        score: verdict.score,
+    };
+    let output = state
+        .output
+        .prepare(&*state.store, facts, &mut chat)
+        .await?;
+    // Refusals before this point (gate, prompt scanning) give the whole reservation back.
+    ticket.mark_sent();
     let mut resp = if chat.typed.streaming() {
         // The ticket sees the upstream's own chunks (and its usage) before any output policy.
         let upstream = ticket.watch(state.upstream.chat_stream(&chat).await?);
         let upstream = extraction::guard_stream(upstream, guard);
-        stream_response(upstream, &chat, request_id.0.clone(), tenant.id.clone())
+        stream_response(
+            upstream,
+            &chat,
+            request_id.0.clone(),
+            tenant.id.clone(),
+            output.map(|g| (g, state.clone())),
+        )
     } else {
         let mut completion = state.upstream.chat(&chat).await?;
         ticket.finish_with(&completion).await;
         guard.completion(&mut completion.body);
         guard.settle().await;
-        axum::Json(completion.body).into_response()
+        match output {
+            Some(output) => guarded_completion(&state, &output, completion.body).await?,
+            None => axum::Json(completion.body).into_response(),
+        }
     };
     resp.headers_mut()
         .insert("x-risk-score", HeaderValue::from(u16::from(verdict.score)));
@@ -111,6 +132,8 @@ pub enum StreamEnd {
     Completed,
     UpstreamFailed,
     ClientGone,
+    /// The output guard found a blocking category and stopped the stream.
+    OutputBlocked,
 }
 
 impl StreamEnd {
@@ -119,6 +142,7 @@ impl StreamEnd {
             StreamEnd::Completed => "completed",
             StreamEnd::UpstreamFailed => "upstream_failed",
             StreamEnd::ClientGone => "client_disconnected",
+            StreamEnd::OutputBlocked => "output_blocked",
         }
     }
 }
@@ -132,27 +156,79 @@ fn sse_event(data: &Value) -> Bytes {
     Bytes::from(out)
 }
 
+/// A non-streamed answer through the output guard: redacted in place, or a 403 when a
+/// blocking category was found. The event is recorded before the response is sent.
+async fn guarded_completion(
+    state: &AppState,
+    guard: &ResponseGuard,
+    mut body: Value,
+) -> Result<Response, ApiError> {
+    let log = guard.filter_completion(&mut body);
+    guard
+        .settle(&*state.store, &state.output.counters, &log)
+        .await?;
+    if log.blocked {
+        return Ok(guard.blocked_error(&log).into_response());
+    }
+    Ok(axum::Json(body).into_response())
+}
+
+/// Sends chunks in order; false once the client has gone.
+async fn send_all(tx: &mpsc::Sender<Bytes>, chunks: &[Value]) -> bool {
+    for c in chunks {
+        if tx.send(sse_event(c)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Records the stream's output findings once, before its final event is sent.
+async fn settle_output(
+    guarded: Option<&(ResponseGuard, AppState)>,
+    log: Option<&FindingLog>,
+    done: &mut bool,
+) {
+    let (Some((guard, state)), Some(log)) = (guarded, log) else {
+        return;
+    };
+    if std::mem::replace(done, true) {
+        return;
+    }
+    if let Err(e) = guard
+        .settle(&*state.store, &state.output.counters, log)
+        .await
+    {
+        tracing::error!(error = %e, "could not record the output guard's event");
+    }
+}
+
 /// Relays upstream chunks through a bounded channel from a spawned task. The task owns the
 /// upstream stream, so it always runs to an end: when the client goes away it drops the
 /// upstream stream (closing the upstream connection) and still settles its bookkeeping.
+/// With the output guard on, every chunk passes its relay first; a block stops reading the
+/// upstream and ends the stream with a `content_filter` finish and an error event.
 fn stream_response(
     mut upstream: ChunkStream,
     chat: &ValidatedChat,
     request_id: String,
     tenant_id: String,
+    guarded: Option<(ResponseGuard, AppState)>,
 ) -> Response {
     let include_usage = chat.typed.include_usage();
     let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
     tokio::spawn(async move {
         let started = Instant::now();
         let mut usage: Option<Usage> = None;
+        let mut relay = guarded.as_ref().map(|(g, _)| g.relay());
+        let mut settled = false;
         let end = loop {
             let next = tokio::select! {
                 biased;
                 _ = tx.closed() => break StreamEnd::ClientGone,
                 next = upstream.next() => next,
             };
-            match next {
+            let relayed = match next {
                 Some(Ok(item)) => {
                     if item.usage.is_some() {
                         usage = item.usage;
@@ -165,21 +241,85 @@ fn stream_response(
                     if usage_only && !include_usage {
                         continue;
                     }
-                    if tx.send(sse_event(&item.chunk)).await.is_err() {
-                        break StreamEnd::ClientGone;
+                    match relay.as_mut() {
+                        Some(r) => r.on_chunk(item.chunk),
+                        None => Relay::Send(vec![item.chunk]),
                     }
                 }
                 Some(Err(e)) => {
+                    settle_output(
+                        guarded.as_ref(),
+                        relay.as_ref().map(|r| &r.log),
+                        &mut settled,
+                    )
+                    .await;
                     let _ = tx.send(sse_event(&ApiError::Upstream(e).body())).await;
                     break StreamEnd::UpstreamFailed;
                 }
                 None => {
-                    let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-                    break StreamEnd::Completed;
+                    let tail = match relay.as_mut() {
+                        Some(r) => r.end(),
+                        None => Relay::Send(Vec::new()),
+                    };
+                    if let Relay::Send(chunks) = tail {
+                        settle_output(
+                            guarded.as_ref(),
+                            relay.as_ref().map(|r| &r.log),
+                            &mut settled,
+                        )
+                        .await;
+                        if !send_all(&tx, &chunks).await {
+                            break StreamEnd::ClientGone;
+                        }
+                        let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+                        break StreamEnd::Completed;
+                    }
+                    tail
+                }
+            };
+            match relayed {
+                Relay::Send(chunks) => {
+                    if !send_all(&tx, &chunks).await {
+                        break StreamEnd::ClientGone;
+                    }
+                }
+                Relay::Blocked { finish_chunks } => {
+                    settle_output(
+                        guarded.as_ref(),
+                        relay.as_ref().map(|r| &r.log),
+                        &mut settled,
+                    )
+                    .await;
+                    let error = match (&guarded, &relay) {
+                        (Some((g, _)), Some(r)) => g.blocked_error(&r.log),
+                        _ => ApiError::Internal("output guard state missing".into()),
+                    };
+                    if send_all(&tx, &finish_chunks).await {
+                        let _ = tx.send(sse_event(&error.body())).await;
+                    }
+                    break StreamEnd::OutputBlocked;
+                }
+                Relay::Failed(why) => {
+                    settle_output(
+                        guarded.as_ref(),
+                        relay.as_ref().map(|r| &r.log),
+                        &mut settled,
+                    )
+                    .await;
+                    let error = ApiError::Upstream(UpstreamError::Protocol(why.into()));
+                    let _ = tx.send(sse_event(&error.body())).await;
+                    break StreamEnd::UpstreamFailed;
                 }
             }
         };
+        // Stopping early (block, client gone) drops the upstream stream: the model call ends.
         drop(upstream);
+        settle_output(
+            guarded.as_ref(),
+            relay.as_ref().map(|r| &r.log),
+            &mut settled,
+        )
+        .await;
         tracing::info!(
             request_id = %request_id,
             tenant = %tenant_id,

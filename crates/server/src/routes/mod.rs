@@ -4,6 +4,7 @@ pub mod chat;
 pub mod health;
 pub mod limits;
 pub mod models;
+pub mod output_policy;
 pub mod security;
 pub mod tenants;
 pub mod verify;

@@ -105,6 +105,14 @@ pub trait Store: Send + Sync {
         tier: Option<&str>,
     ) -> Result<Tenant, StoreError>;
     async fn insert_event(&self, event: &SecurityEvent) -> Result<(), StoreError>;
+    /// The tenant's output-guard overrides as stored (a JSON object), if any.
+    async fn output_overrides(&self, tenant_id: &str) -> Result<Option<String>, StoreError>;
+    /// Stores (or with `None` removes) the tenant's output-guard overrides.
+    async fn set_output_overrides(
+        &self,
+        tenant_id: &str,
+        overrides: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Newest first.
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<SecurityEvent>, StoreError>;
 }

@@ -384,4 +384,46 @@ impl Store for PostgresStore {
         .await?;
         Ok(rows.iter().map(event).collect::<Result<_, _>>()?)
     }
+
+    async fn output_overrides(&self, tenant_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT overrides FROM tenant_output_policy WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("overrides")).transpose()?)
+    }
+
+    async fn set_output_overrides(
+        &self,
+        tenant_id: &str,
+        overrides: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let exists = sqlx::query("SELECT 1 FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound("tenant"));
+        }
+        match overrides {
+            Some(json) => {
+                sqlx::query(
+                    "INSERT INTO tenant_output_policy (tenant_id, overrides, updated_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET overrides = excluded.overrides, updated_ms = excluded.updated_ms",
+                )
+                .bind(tenant_id)
+                .bind(json)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM tenant_output_policy WHERE tenant_id = $1")
+                    .bind(tenant_id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
 }

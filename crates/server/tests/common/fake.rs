@@ -41,6 +41,53 @@ pub enum Behaviour {
     /// OpenAI only: the normal answer with full-precision logprobs, `bytes` and 20
     /// alternatives per token whatever was asked (an upstream that ignores the gateway's clamp).
     Logprobs,
+    /// Answers with these content deltas, streamed one per chunk / NDJSON line (non-streaming:
+    /// their concatenation). `{system}` in a delta becomes the request's first system message,
+    /// as the gateway forwarded it. OpenAI format: with `logprobs: true` each delta carries one
+    /// log-probability entry whose token is the delta.
+    Script(Vec<String>),
+    /// `Script`, then "la " every 20 ms forever (signals `dropped` like `Endless`).
+    ScriptThenEndless(Vec<String>),
+    /// Answers "Sure: {system}" as two deltas split at this byte (clamped to a char boundary).
+    EchoSystemSplit(usize),
+    /// OpenAI format only: one tool call whose arguments arrive as these deltas.
+    ToolScript(Vec<String>),
+}
+
+/// The request's first system message text.
+fn system_of(req: &Value) -> String {
+    req["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "system"))
+        .map(|m| match &m["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => String::new(),
+        })
+        .unwrap_or_default()
+}
+
+/// The content deltas a scripted behaviour answers with, if it is one.
+fn script_deltas(behaviour: &Behaviour, req: &Value) -> Option<Vec<String>> {
+    let system = system_of(req);
+    match behaviour {
+        Behaviour::Script(d) | Behaviour::ScriptThenEndless(d) => {
+            Some(d.iter().map(|x| x.replace("{system}", &system)).collect())
+        }
+        Behaviour::EchoSystemSplit(at) => {
+            let text = format!("Sure: {system}");
+            let mut at = (*at).min(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            Some(vec![text[..at].to_string(), text[at..].to_string()])
+        }
+        _ => None,
+    }
 }
 
 #[derive(Clone)]
@@ -153,17 +200,23 @@ fn streamed(content_type: &'static str, pieces: Vec<Piece>) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-fn endless(content_type: &'static str, dropped: Arc<Notify>, piece: fn() -> Bytes) -> Response {
-    let body = futures::stream::unfold((DropGuard(dropped), 0u64), move |(g, i)| async move {
+fn endless_pieces(
+    dropped: Arc<Notify>,
+    piece: fn() -> Bytes,
+) -> impl futures::Stream<Item = Piece> + Send + 'static {
+    futures::stream::unfold((DropGuard(dropped), 0u64), move |(g, i)| async move {
         if i > 0 {
             // Pacing of an endless answer, not synchronisation.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Some((Ok::<_, std::io::Error>(piece()), (g, i + 1)))
-    });
+    })
+}
+
+fn endless(content_type: &'static str, dropped: Arc<Notify>, piece: fn() -> Bytes) -> Response {
     (
         [(header::CONTENT_TYPE, content_type)],
-        Body::from_stream(body),
+        Body::from_stream(endless_pieces(dropped, piece)),
     )
         .into_response()
 }
@@ -215,6 +268,25 @@ async fn ollama_chat(State(fake): State<Fake>, body: Bytes) -> Response {
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = req["model"].as_str().unwrap_or("").to_string();
     let stream = req["stream"].as_bool().unwrap_or(true);
+    if let Some(deltas) = script_deltas(&behaviour, &req) {
+        if !stream {
+            return axum::Json(ollama_done(&model, &deltas.concat(), "stop")).into_response();
+        }
+        let mut pieces: Vec<Piece> = deltas.iter().map(|t| nd(&ollama_line(&model, t))).collect();
+        if matches!(behaviour, Behaviour::ScriptThenEndless(_)) {
+            let head = futures::stream::iter(pieces);
+            let tail = endless_pieces(fake.dropped.clone(), || {
+                Bytes::from(format!("{}\n", ollama_line("test-model", "la ")))
+            });
+            return (
+                [(header::CONTENT_TYPE, "application/x-ndjson")],
+                Body::from_stream(head.chain(tail)),
+            )
+                .into_response();
+        }
+        pieces.push(nd(&ollama_done(&model, "", "stop")));
+        return streamed("application/x-ndjson", pieces);
+    }
     let reason = match behaviour {
         Behaviour::Normal | Behaviour::Logprobs => "stop",
         Behaviour::Length => "length",
@@ -241,6 +313,10 @@ async fn ollama_chat(State(fake): State<Fake>, body: Bytes) -> Response {
             return endless("application/x-ndjson", fake.dropped.clone(), || {
                 Bytes::from(format!("{}\n", ollama_line("test-model", "la ")))
             });
+        }
+        Behaviour::ToolScript(_) => return status(500, "{\"error\":\"not scripted for ollama\"}"),
+        Behaviour::Script(_) | Behaviour::ScriptThenEndless(_) | Behaviour::EchoSystemSplit(_) => {
+            unreachable!("handled above")
         }
     };
     if !stream {
@@ -297,6 +373,13 @@ async fn openai_chat(State(fake): State<Fake>, body: Bytes) -> Response {
     let stream = req["stream"].as_bool().unwrap_or(false);
     let include_usage = req["stream_options"]["include_usage"].as_bool() == Some(true);
     let with_logprobs = matches!(behaviour, Behaviour::Logprobs);
+    let logprobs = req["logprobs"].as_bool() == Some(true);
+    if let Some(deltas) = script_deltas(&behaviour, &req) {
+        return openai_script(&fake, &behaviour, deltas, stream, include_usage, logprobs);
+    }
+    if let Behaviour::ToolScript(deltas) = &behaviour {
+        return openai_tool_script(deltas, stream);
+    }
     let finish = match behaviour {
         Behaviour::Normal | Behaviour::Logprobs => "stop",
         Behaviour::Length => "length",
@@ -326,6 +409,10 @@ async fn openai_chat(State(fake): State<Fake>, body: Bytes) -> Response {
                 ))
             });
         }
+        Behaviour::Script(_)
+        | Behaviour::ScriptThenEndless(_)
+        | Behaviour::EchoSystemSplit(_)
+        | Behaviour::ToolScript(_) => unreachable!("handled above"),
     };
     if !stream {
         let logprobs = if with_logprobs {
@@ -372,4 +459,89 @@ async fn openai_models() -> axum::Json<Value> {
         {"id": "test-model", "object": "model", "created": 1, "owned_by": "fake-org"},
         {"id": "other-model", "object": "model", "created": 1, "owned_by": "fake-org"},
     ]}))
+}
+
+/// One log-probability entry for `token`, in OpenAI's shape.
+pub fn logprob_entry(token: &str) -> Value {
+    json!({"token": token, "logprob": -0.5, "bytes": token.as_bytes(),
+           "top_logprobs": [{"token": token, "logprob": -0.5, "bytes": token.as_bytes()}]})
+}
+
+fn openai_script(
+    fake: &Fake,
+    behaviour: &Behaviour,
+    deltas: Vec<String>,
+    stream: bool,
+    include_usage: bool,
+    logprobs: bool,
+) -> Response {
+    if !stream {
+        let lp = logprobs.then(
+            || json!({"content": deltas.iter().map(|d| logprob_entry(d)).collect::<Vec<_>>()}),
+        );
+        return axum::Json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": "test-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": deltas.concat()},
+                         "logprobs": lp, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": deltas.len(),
+                      "total_tokens": PROMPT_TOKENS + deltas.len() as u64},
+        }))
+        .into_response();
+    }
+    let mut pieces: Vec<Piece> = vec![sse(&openai_chunk(
+        json!({"role": "assistant", "content": ""}),
+        None,
+    ))];
+    for d in &deltas {
+        let mut c = openai_chunk(json!({"content": d}), None);
+        if logprobs {
+            c["choices"][0]["logprobs"] = json!({"content": [logprob_entry(d)]});
+        }
+        pieces.push(sse(&c));
+    }
+    if matches!(behaviour, Behaviour::ScriptThenEndless(_)) {
+        let tail = endless_pieces(fake.dropped.clone(), || {
+            Bytes::from(format!(
+                "data: {}\n\n",
+                openai_chunk(json!({"content": "la "}), None)
+            ))
+        });
+        return (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            Body::from_stream(futures::stream::iter(pieces).chain(tail)),
+        )
+            .into_response();
+    }
+    pieces.push(sse(&openai_chunk(json!({}), Some("stop"))));
+    if include_usage {
+        pieces.push(sse(&openai_usage_chunk()));
+    }
+    pieces.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+    streamed("text/event-stream", pieces)
+}
+
+fn openai_tool_script(deltas: &[String], stream: bool) -> Response {
+    if !stream {
+        return axum::Json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": "test-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "call_1", "type": "function",
+                                "function": {"name": "lookup", "arguments": deltas.concat()}}]},
+                "logprobs": null, "finish_reason": "tool_calls"}],
+        }))
+        .into_response();
+    }
+    let mut pieces: Vec<Piece> = Vec::new();
+    for (i, d) in deltas.iter().enumerate() {
+        let call = if i == 0 {
+            json!({"index": 0, "id": "call_1", "type": "function",
+                   "function": {"name": "lookup", "arguments": d}})
+        } else {
+            json!({"index": 0, "function": {"arguments": d}})
+        };
+        pieces.push(sse(&openai_chunk(json!({"tool_calls": [call]}), None)));
+    }
+    pieces.push(sse(&openai_chunk(json!({}), Some("tool_calls"))));
+    pieces.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+    streamed("text/event-stream", pieces)
 }
