@@ -28,3 +28,18 @@ fn every_migration_exists_for_sqlite_and_postgres() {
         "add the missing twin: only in migrations/sqlite {only_sqlite:?}, only in migrations/postgres {only_postgres:?}"
     );
 }
+
+/// Two branches that each add "the next" migration collide on its version number, and the
+/// database refuses the second at start-up (UNIQUE constraint on `_sqlx_migrations.version`).
+#[test]
+fn migration_versions_are_unique() {
+    for dialect in ["sqlite", "postgres"] {
+        let mut seen = std::collections::BTreeMap::new();
+        for name in migrations(dialect) {
+            let version = name.split('_').next().unwrap().to_string();
+            if let Some(other) = seen.insert(version.clone(), name.clone()) {
+                panic!("migrations/{dialect}: {other} and {name} share version {version}");
+            }
+        }
+    }
+}
