@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 
 const BENIGN: &str = include_str!("../../guard/tests/data/output_benign.txt");
 
+/// The split tests send hundreds of requests from one address in a burst: no abuse limits.
+const NO_LIMITS: [(&str, &str); 2] = [("RATE_LIMIT_RPM", "0"), ("TENANT_RATE_LIMIT_RPM", "0")];
+
 /// (label, sample) pairs the guard redacts by default.
 fn secrets() -> Vec<(&'static str, String)> {
     vec![
@@ -217,7 +220,7 @@ async fn canary_can_go_at_the_end_to_keep_the_prompt_prefix_cacheable() {
 async fn canary_split_at_every_boundary_is_caught_while_streaming() {
     for kind in ["openai", "ollama"] {
         let fake = Fake::start(Behaviour::Normal).await;
-        let gw = common::gateway_for(&fake, kind, &[]).await;
+        let gw = common::gateway_for(&fake, kind, &NO_LIMITS).await;
         // "Sure: " + "[session-id: si-canary-<26>]\n\n" + "Be brief."
         let len = 6 + 9 + 2 + "[session-id: si-canary-]".len() + 26;
         for at in 0..=len {
@@ -240,7 +243,7 @@ async fn canary_split_at_every_boundary_is_caught_while_streaming() {
 #[tokio::test]
 async fn secrets_split_at_every_boundary_are_redacted_in_streams() {
     let fake = Fake::start(Behaviour::Normal).await;
-    let gw = common::gateway_for(&fake, "openai", &[]).await;
+    let gw = common::gateway_for(&fake, "openai", &NO_LIMITS).await;
     for (label, secret) in secrets() {
         let text = format!("Your value: {secret}, ok.");
         let expected = format!("Your value: [REDACTED:{label}], ok.");
