@@ -6,6 +6,7 @@
 
 pub mod eval;
 pub mod extraction;
+pub mod isolation;
 pub mod normalize;
 pub mod output;
 pub mod scorer;

@@ -37,6 +37,8 @@ pub struct AppState {
     pub admin_key: Option<Arc<SecretString>>,
     /// JWT bearer-token verification, when a JWKS is configured.
     pub jwt: Option<Arc<auth::jwt::JwtVerifier>>,
+    /// Conversation context, cache salts, cross-tenant checks.
+    pub isolation: Arc<crate::isolation::Isolation>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -76,6 +78,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/tenants/{id}/limits",
             axum::routing::put(routes::limits::set_tier),
+        )
+        .route(
+            "/security/isolation",
+            get(routes::conversations::isolation_status),
+        )
+        .route(
+            "/conversations/{id}",
+            get(routes::conversations::get_one).delete(routes::conversations::delete),
         )
         // Layers run bottom-up: authentication first, then the tenant's limits.
         .route_layer(middleware::from_fn_with_state(

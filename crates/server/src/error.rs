@@ -57,6 +57,9 @@ pub enum ApiError {
         labels: Vec<&'static str>,
         in_prompt: bool,
     },
+    /// A policy refuses this caller (not the request's content): 403.
+    #[error("{message}")]
+    Refused { message: String, code: &'static str },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
@@ -86,7 +89,10 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::AdminRequired | ApiError::Blocked { .. } | ApiError::DataGuard { .. } => {
+            ApiError::AdminRequired
+            | ApiError::Blocked { .. }
+            | ApiError::DataGuard { .. }
+            | ApiError::Refused { .. } => {
                 StatusCode::FORBIDDEN
             }
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -118,7 +124,9 @@ impl ApiError {
 
     fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest { code, .. } | ApiError::NotFound { code, .. } => code,
+            ApiError::BadRequest { code, .. }
+            | ApiError::NotFound { code, .. }
+            | ApiError::Refused { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "request_too_large",
             ApiError::Unauthorized(_) => "invalid_api_key",
             ApiError::AdminRequired => "admin_key_required",

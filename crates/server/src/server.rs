@@ -67,6 +67,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         OutputFilter::new(config.output.clone())
             .context("the output guard's patterns failed to compile")?,
     );
+    let isolation = Arc::new(crate::isolation::Isolation::build(&config, upstream.as_ref()).await?);
+    if let Some(warning) = isolation.warning() {
+        tracing::warn!(upstream = upstream.kind().as_str(), "{warning}");
+    }
+    let active = store
+        .list_tenants()
+        .await?
+        .iter()
+        .filter(|t| t.status == store::TenantStatus::Active)
+        .count();
+    isolation.check_tenant_count(active)?;
     Ok(AppState {
         output,
         config: Arc::new(config),
@@ -78,6 +89,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         limits,
         admin_key,
         jwt,
+        isolation,
     })
 }
 

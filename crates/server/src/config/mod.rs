@@ -169,6 +169,62 @@ pub struct MockSettings {
     pub token_delay: Duration,
 }
 
+/// The shared Redis server (`REDIS_URL`), when one is configured.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// May carry a password.
+    pub url: SecretString,
+    /// Per command; a connection whose command runs over is closed.
+    pub timeout: Duration,
+    pub pool_size: usize,
+}
+
+/// Server-side conversation history (`X-Conversation-ID`).
+#[derive(Debug, Clone)]
+pub struct ContextSettings {
+    pub enabled: bool,
+    pub ttl: Duration,
+    pub max_messages: usize,
+    pub max_chars: usize,
+    pub max_conversations: usize,
+}
+
+/// Whether vLLM's `cache_salt` is sent (`PREFIX_CACHE_SALT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaltMode {
+    /// Ask the upstream at start-up: salt when it reports vLLM 0.9.0 or later.
+    Auto,
+    On,
+    Off,
+}
+
+/// What to do when the upstream's prefix cache cannot be isolated per tenant (`UNSALTED_UPSTREAM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsaltedPolicy {
+    /// Serve one tenant only.
+    Refuse,
+    /// Serve every tenant; the operator accepted the timing side channel.
+    AcceptRisk,
+}
+
+impl UnsaltedPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnsaltedPolicy::Refuse => "refuse",
+            UnsaltedPolicy::AcceptRisk => "accept-risk",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IsolationSettings {
+    pub context: ContextSettings,
+    pub salt_mode: SaltMode,
+    /// `None`: a random secret per run (salts change on restart; only cache reuse is lost).
+    pub salt_secret: Option<SecretString>,
+    pub unsalted: UnsaltedPolicy,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub environment: Environment,
@@ -198,6 +254,8 @@ pub struct Config {
     pub output: OutputSettings,
     pub mock: MockSettings,
     pub rate_limits: RateLimitSettings,
+    pub redis: Option<RedisSettings>,
+    pub isolation: IsolationSettings,
 }
 
 impl Config {

@@ -6,8 +6,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::{
-    AllowedModels, Config, Environment, GateSettings, IntegrityMode, IntegritySettings, Limits,
-    LogFormat, MockSettings, ModelLocation, SecurityMode, UpstreamKind, extraction,
+    AllowedModels, Config, ContextSettings, Environment, GateSettings, IntegrityMode,
+    IntegritySettings, IsolationSettings, Limits, LogFormat, MockSettings, ModelLocation,
+    RedisSettings, SaltMode, SecurityMode, UnsaltedPolicy, UpstreamKind, extraction,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -242,6 +243,86 @@ fn integrity(
     Ok(settings)
 }
 
+/// The conversation store's Redis: the same server as the limits (`REDIS_URL`, `REDIS_TIMEOUT`,
+/// parsed with them), with its own connection pool.
+fn redis(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    limits: &super::RateLimitSettings,
+) -> Result<Option<RedisSettings>, ConfigError> {
+    let pool_size = number(lookup, "REDIS_POOL_SIZE", 32usize, 1, 1024)?;
+    Ok(limits.redis_url.as_ref().map(|url| RedisSettings {
+        url: url.clone(),
+        timeout: limits.redis_timeout,
+        pool_size,
+    }))
+}
+
+fn isolation(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    production: bool,
+) -> Result<IsolationSettings, ConfigError> {
+    let context = ContextSettings {
+        enabled: flag(lookup, "CONTEXT_ENABLED", true)?,
+        ttl: duration(lookup, "CONTEXT_TTL", Duration::from_secs(3600))?,
+        max_messages: number(lookup, "CONTEXT_MAX_MESSAGES", 50usize, 1, 10_000)?,
+        max_chars: number(lookup, "CONTEXT_MAX_CHARS", 32_000usize, 1, 10_000_000)?,
+        max_conversations: number(
+            lookup,
+            "CONTEXT_MAX_CONVERSATIONS",
+            10_000usize,
+            1,
+            10_000_000,
+        )?,
+    };
+    if context.ttl < Duration::from_secs(1) {
+        return Err(invalid(
+            "CONTEXT_TTL",
+            &humantime::format_duration(context.ttl).to_string(),
+            "a duration of at least 1s",
+        ));
+    }
+    let salt_secret = match get(lookup, "CACHE_SALT_SECRET") {
+        Some(s) if s.len() >= 32 => Some(SecretString::from(s)),
+        Some(_) => {
+            return Err(invalid(
+                "CACHE_SALT_SECRET",
+                "<hidden>",
+                "at least 32 characters",
+            ));
+        }
+        None => None,
+    };
+    Ok(IsolationSettings {
+        context,
+        salt_mode: choice(
+            lookup,
+            "PREFIX_CACHE_SALT",
+            &[
+                ("auto", SaltMode::Auto),
+                ("on", SaltMode::On),
+                ("off", SaltMode::Off),
+            ],
+            SaltMode::Auto,
+        )?,
+        salt_secret,
+        // Production must decide explicitly to share an unisolated cache; development, where
+        // the dev bootstrap and demos use several tenants on one local model, accepts it.
+        unsalted: choice(
+            lookup,
+            "UNSALTED_UPSTREAM",
+            &[
+                ("refuse", UnsaltedPolicy::Refuse),
+                ("accept-risk", UnsaltedPolicy::AcceptRisk),
+            ],
+            if production {
+                UnsaltedPolicy::Refuse
+            } else {
+                UnsaltedPolicy::AcceptRisk
+            },
+        )?,
+    })
+}
+
 pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let environment = choice(
         lookup,
@@ -346,6 +427,8 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         None => None,
     };
 
+    let rate_limits = super::rate_limits::parse(lookup)?;
+    let redis = redis(lookup, &rate_limits)?;
     Ok(Config {
         environment,
         host: get(lookup, "API_HOST").unwrap_or_else(|| "0.0.0.0".to_string()),
@@ -384,6 +467,8 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
             latency: duration(lookup, "MOCK_LATENCY", Duration::ZERO)?,
             token_delay: duration(lookup, "MOCK_TOKEN_DELAY", Duration::ZERO)?,
         },
-        rate_limits: super::rate_limits::parse(lookup)?,
+        rate_limits,
+        redis,
+        isolation: isolation(lookup, production)?,
     })
 }

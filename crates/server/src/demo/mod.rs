@@ -7,6 +7,7 @@ mod dos;
 mod extraction;
 mod injection;
 mod leak;
+mod isolation;
 mod tampering;
 
 use std::process::ExitCode;
@@ -58,6 +59,7 @@ pub enum DemoCommand {
         /// How long the flood lasts, in seconds.
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+    },
     /// System-prompt, credential and customer-data leaks by the mock model: what an unguarded
     /// gateway lets through and what the output guard blocks or redacts, plain and streamed.
     Leak {
@@ -68,6 +70,9 @@ pub enum DemoCommand {
         #[arg(long, env = "SECUREINFER_API_KEY", hide_env_values = true)]
         key: Option<String>,
     },
+    /// Tenant isolation (the seed's exercise): tenant A tells a secret, tenant B tries to get
+    /// it back through a shared conversation id, the model, A's ids, and the prefix cache.
+    Isolation,
 }
 
 /// A gateway started for a demo: its base URL and a tenant key.
@@ -145,6 +150,7 @@ pub async fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
             .await
         }
         DemoCommand::Leak { url, key } => leak::run(url.zip(key)).await,
+        DemoCommand::Isolation => isolation::run().await,
     }
 }
 

@@ -106,6 +106,9 @@ fn finish(
         None => limits.max_tokens_cap,
     };
     raw.remove("max_completion_tokens");
+    // Never forward a client's cache salt: one copied from another tenant would share that
+    // tenant's prefix cache. The gateway sets its own per tenant (upstream::cache_salt).
+    raw.remove(crate::upstream::cache_salt::FIELD);
     raw.insert("max_tokens".into(), Value::from(max_tokens));
     Ok(ValidatedChat {
         typed,

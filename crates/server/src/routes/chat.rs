@@ -18,6 +18,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extraction;
+use crate::isolation;
 use crate::openai::{Usage, ValidatedChat, parse_chat, read_body};
 use crate::output_filter::{FindingLog, Relay, RequestFacts, ResponseGuard};
 use crate::request_log::RequestId;
@@ -50,7 +51,17 @@ pub async fn chat_completions(
         .await
         .with_extraction(observed.as_ref().map(|o| &o.assessment));
     let escalated = observed.as_ref().is_some_and(|o| o.escalated);
-    if verdict.decision != Decision::Allow || escalated {
+    let gate_records = verdict.decision != Decision::Allow || escalated;
+    isolation::note_probe_question(
+        &state,
+        &verdict,
+        gate_records,
+        &tenant.id,
+        &request_id.0,
+        &chat.typed.messages,
+    )
+    .await?;
+    if gate_records {
         // Recorded before answering, so a refused or flagged request is never lost.
         let event = state
             .gate
@@ -78,6 +89,8 @@ pub async fn chat_completions(
         }
     }
 
+    // Tenant isolation: own conversation history, cache salt, probe window.
+    let turn = isolation::prepare(&state, &tenant, &request_id.0, &headers, &mut chat).await?;
     let mut guard =
         state
             .extraction
@@ -98,6 +111,7 @@ pub async fn chat_completions(
         // The ticket sees the upstream's own chunks (and its usage) before any output policy.
         let upstream = ticket.watch(state.upstream.chat_stream(&chat).await?);
         let upstream = extraction::guard_stream(upstream, guard);
+        let upstream = isolation::Turn::wrap(turn, upstream);
         stream_response(
             upstream,
             &chat,
@@ -110,6 +124,9 @@ pub async fn chat_completions(
         ticket.finish_with(&completion).await;
         guard.completion(&mut completion.body);
         guard.settle().await;
+        if let Some(turn) = turn {
+            turn.record_completion(&completion.body).await;
+        }
         match output {
             Some(output) => guarded_completion(&state, &output, completion.body).await?,
             None => axum::Json(completion.body).into_response(),

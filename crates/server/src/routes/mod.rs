@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource.
 
 pub mod chat;
+pub mod conversations;
 pub mod health;
 pub mod limits;
 pub mod models;

@@ -80,6 +80,14 @@ pub async fn create(
                 )
             })?;
     validate_name(&req.name)?;
+    let active = state
+        .store
+        .list_tenants()
+        .await?
+        .iter()
+        .filter(|t| t.status == crate::store::TenantStatus::Active)
+        .count();
+    state.isolation.admit_new_tenant(active)?;
     let key = keys::generate();
     let tenant = state.store.create_tenant(&req.name, &key.stored).await?;
     tracing::info!(tenant = %tenant.id, action = "tenant_created", "admin action");

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use secureinfer_guard::normalize::{Normalized, Normalizer};
 use serde_json::{Value, json};
 
-use super::{ChunkStream, Completion, ModelInfo, StreamItem, Upstream, UpstreamError};
+use super::{ChunkStream, Completion, ModelInfo, SaltSupport, StreamItem, Upstream, UpstreamError};
 use crate::config::{MockSettings, UpstreamKind};
 use crate::openai::{self, Message, Role, Usage, ValidatedChat};
 
@@ -33,6 +33,8 @@ pub struct Conversation {
     /// System, developer and tool messages: everything the model was given besides the user.
     pub context: String,
     pub last_user: String,
+    /// The user messages before the last one, oldest first (the conversation's memory).
+    pub earlier_user: Vec<String>,
     /// What a capable model "reads" in the last user message: lower-cased, with look-alikes,
     /// spacing, leetspeak, encodings and hidden tag characters seen through (the detection
     /// core's normaliser plays the model's eyes). Obfuscation fools filters, not models.
@@ -87,10 +89,17 @@ impl Conversation {
             .map(Message::text)
             .collect::<Vec<_>>()
             .join("\n");
+        let mut earlier_user: Vec<String> = messages
+            .iter()
+            .filter(|m| m.role == Role::User)
+            .map(Message::text)
+            .collect();
+        earlier_user.pop();
         Conversation {
             system,
             context,
             last_user,
+            earlier_user,
             last_user_lower,
         }
     }
@@ -256,6 +265,33 @@ pub const RULES: &[Rule] = &[
             Some(format!("{a} {op} {b} = {r}."))
         },
     },
+    Rule {
+        // A model answers from whatever is in its context window: with a shared context it
+        // repeats other users' messages, with an isolated one it can only repeat the caller's.
+        name: "recalls-conversation",
+        reply: |c| {
+            let asks = [
+                "tell you",
+                "told you",
+                "recall",
+                "remind me",
+                "earlier in this conversation",
+            ]
+            .iter()
+            .any(|w| c.last_user_lower.contains(w));
+            if !asks {
+                return None;
+            }
+            if c.earlier_user.is_empty() {
+                return Some("Nobody told me anything earlier in this conversation.".into());
+            }
+            let quoted: Vec<String> = c.earlier_user.iter().map(|m| format!("\"{m}\"")).collect();
+            Some(format!(
+                "Earlier in this conversation I was told: {}",
+                quoted.join(" ")
+            ))
+        },
+    },
 ];
 
 /// The mock's answer to a conversation, and the name of the rule that produced it.
@@ -344,6 +380,11 @@ async fn pause(d: Duration) {
 impl Upstream for MockUpstream {
     fn kind(&self) -> UpstreamKind {
         UpstreamKind::Mock
+    }
+
+    async fn salt_support(&self) -> SaltSupport {
+        // The simulator keeps no cache between requests.
+        SaltSupport::NoSharedCache
     }
 
     async fn chat(&self, req: &ValidatedChat) -> Result<Completion, UpstreamError> {

@@ -1,12 +1,14 @@
 //! Model servers behind one trait. Every upstream speaks OpenAI's shapes to the rest of the
 //! gateway: a complete `chat.completion` object, or a stream of `chat.completion.chunk`s.
 
+pub mod cache_salt;
 pub mod mock;
 mod ndjson;
 mod ollama;
 mod openai;
 pub mod sse;
 mod stream;
+pub mod surface;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,9 +124,22 @@ pub struct ModelInfo {
     pub owned_by: String,
 }
 
+/// Whether a model server can keep tenants apart in its prefix (KV) cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaltSupport {
+    /// It shares its cache across requests and honours `cache_salt` (vLLM >= 0.9.0).
+    Supported,
+    /// It shares its cache and has no per-tenant key, or we cannot tell that it has one.
+    Unsupported,
+    /// It keeps nothing between requests (the built-in mock).
+    NoSharedCache,
+}
+
 #[async_trait]
 pub trait Upstream: Send + Sync {
     fn kind(&self) -> UpstreamKind;
+    /// Asked once at start-up (and for `PREFIX_CACHE_SALT=auto`).
+    async fn salt_support(&self) -> SaltSupport;
     async fn chat(&self, req: &ValidatedChat) -> Result<Completion, UpstreamError>;
     async fn chat_stream(&self, req: &ValidatedChat) -> Result<ChunkStream, UpstreamError>;
     async fn models(&self) -> Result<Vec<ModelInfo>, UpstreamError>;

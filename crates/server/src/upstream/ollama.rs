@@ -8,8 +8,10 @@ use serde_json::{Map, Value, json};
 
 use super::ndjson::LineSplitter;
 use super::stream::{Decoder, Items, decode};
+use super::surface::{Endpoint, path};
 use super::{
-    ChunkStream, Completion, MAX_UPSTREAM_BODY, ModelInfo, StreamItem, Upstream, UpstreamError,
+    ChunkStream, Completion, MAX_UPSTREAM_BODY, ModelInfo, SaltSupport, StreamItem, Upstream,
+    UpstreamError,
 };
 use crate::config::UpstreamKind;
 use crate::openai::types::{Content, ContentPart, Stop};
@@ -28,6 +30,10 @@ impl OllamaUpstream {
             base: base.trim_end_matches('/').to_string(),
             timeout,
         }
+    }
+
+    fn url(&self, endpoint: Endpoint) -> String {
+        format!("{}{}", self.base, path(UpstreamKind::Ollama, endpoint))
     }
 }
 
@@ -208,12 +214,15 @@ impl Upstream for OllamaUpstream {
         UpstreamKind::Ollama
     }
 
+    async fn salt_support(&self) -> SaltSupport {
+        // Ollama reuses its KV cache across requests and has no per-user cache key.
+        SaltSupport::Unsupported
+    }
+
     async fn chat(&self, req: &ValidatedChat) -> Result<Completion, UpstreamError> {
         let body = request_body(req, false)?;
         let resp = super::send(
-            self.client
-                .post(format!("{}/api/chat", self.base))
-                .json(&body),
+            self.client.post(self.url(Endpoint::Chat)).json(&body),
             self.timeout,
         )
         .await?;
@@ -230,9 +239,7 @@ impl Upstream for OllamaUpstream {
     async fn chat_stream(&self, req: &ValidatedChat) -> Result<ChunkStream, UpstreamError> {
         let body = request_body(req, true)?;
         let resp = super::send(
-            self.client
-                .post(format!("{}/api/chat", self.base))
-                .json(&body),
+            self.client.post(self.url(Endpoint::Chat)).json(&body),
             self.timeout,
         )
         .await?;
@@ -249,11 +256,7 @@ impl Upstream for OllamaUpstream {
     }
 
     async fn models(&self) -> Result<Vec<ModelInfo>, UpstreamError> {
-        let resp = super::send(
-            self.client.get(format!("{}/api/tags", self.base)),
-            self.timeout,
-        )
-        .await?;
+        let resp = super::send(self.client.get(self.url(Endpoint::Models)), self.timeout).await?;
         let v = super::read_json(resp, self.timeout).await?;
         let models = v
             .get("models")
@@ -273,7 +276,7 @@ impl Upstream for OllamaUpstream {
 
     async fn health(&self) -> Result<(), UpstreamError> {
         let resp = super::send(
-            self.client.get(format!("{}/api/version", self.base)),
+            self.client.get(self.url(Endpoint::Version)),
             self.timeout.min(Duration::from_secs(3)),
         )
         .await?;

@@ -6,10 +6,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use super::cache_salt::{strip_cache_hits, version_supports_salt};
 use super::sse::SseParser;
 use super::stream::{Decoder, Items, decode};
+use super::surface::{Endpoint, path};
 use super::{
-    ChunkStream, Completion, MAX_UPSTREAM_BODY, ModelInfo, StreamItem, Upstream, UpstreamError,
+    ChunkStream, Completion, MAX_UPSTREAM_BODY, ModelInfo, SaltSupport, StreamItem, Upstream,
+    UpstreamError,
 };
 use crate::config::UpstreamKind;
 use crate::openai::{Usage, ValidatedChat};
@@ -36,6 +39,15 @@ impl OpenAiUpstream {
         }
     }
 
+    fn url(&self, endpoint: Endpoint) -> String {
+        let p = path(UpstreamKind::OpenAi, endpoint);
+        match endpoint {
+            // vLLM serves /version at the root, beside /v1.
+            Endpoint::Version => format!("{}{p}", self.base.trim_end_matches("/v1")),
+            _ => format!("{}{p}", self.base),
+        }
+    }
+
     fn body(req: &ValidatedChat, stream: bool) -> Value {
         let mut body = req.raw.clone();
         body.insert("stream".into(), Value::Bool(stream));
@@ -55,13 +67,35 @@ impl Upstream for OpenAiUpstream {
         UpstreamKind::OpenAi
     }
 
+    /// vLLM answers `GET /version`; other OpenAI-compatible servers do not, and may reject an
+    /// unknown `cache_salt` field, so anything but vLLM >= 0.9.0 counts as unsupported.
+    async fn salt_support(&self) -> SaltSupport {
+        let probe = async {
+            let resp = super::send(
+                self.client.get(self.url(Endpoint::Version)),
+                self.timeout.min(Duration::from_secs(3)),
+            )
+            .await
+            .ok()?;
+            let body = super::read_json(resp, self.timeout.min(Duration::from_secs(3)))
+                .await
+                .ok()?;
+            version_supports_salt(&body)
+        };
+        match probe.await {
+            Some(true) => SaltSupport::Supported,
+            _ => SaltSupport::Unsupported,
+        }
+    }
+
     async fn chat(&self, req: &ValidatedChat) -> Result<Completion, UpstreamError> {
         let rb = self
             .client
-            .post(format!("{}/chat/completions", self.base))
+            .post(self.url(Endpoint::Chat))
             .json(&Self::body(req, false));
         let resp = super::send(rb, self.timeout).await?;
-        let body = super::read_json(resp, self.timeout).await?;
+        let mut body = super::read_json(resp, self.timeout).await?;
+        strip_cache_hits(&mut body);
         if body.get("choices").and_then(Value::as_array).is_none() {
             return Err(UpstreamError::Protocol(
                 "the response has no choices".into(),
@@ -74,7 +108,7 @@ impl Upstream for OpenAiUpstream {
     async fn chat_stream(&self, req: &ValidatedChat) -> Result<ChunkStream, UpstreamError> {
         let rb = self
             .client
-            .post(format!("{}/chat/completions", self.base))
+            .post(self.url(Endpoint::Chat))
             .json(&Self::body(req, true));
         let resp = super::send(rb, self.timeout).await?;
         if !resp.status().is_success() {
@@ -91,11 +125,7 @@ impl Upstream for OpenAiUpstream {
     }
 
     async fn models(&self) -> Result<Vec<ModelInfo>, UpstreamError> {
-        let resp = super::send(
-            self.client.get(format!("{}/models", self.base)),
-            self.timeout,
-        )
-        .await?;
+        let resp = super::send(self.client.get(self.url(Endpoint::Models)), self.timeout).await?;
         let body = super::read_json(resp, self.timeout).await?;
         let data = body
             .get("data")
@@ -118,7 +148,7 @@ impl Upstream for OpenAiUpstream {
 
     async fn health(&self) -> Result<(), UpstreamError> {
         let resp = super::send(
-            self.client.get(format!("{}/models", self.base)),
+            self.client.get(self.url(Endpoint::Models)),
             self.timeout.min(Duration::from_secs(3)),
         )
         .await?;
@@ -148,7 +178,7 @@ impl Decoder for SseDecoder {
             if data.trim() == "[DONE]" {
                 return true;
             }
-            let chunk: Value = match serde_json::from_str(&data) {
+            let mut chunk: Value = match serde_json::from_str(&data) {
                 Ok(v) => v,
                 Err(_) => {
                     out.push_back(Err(UpstreamError::Protocol(
@@ -165,6 +195,7 @@ impl Decoder for SseDecoder {
                 .pointer("/choices/0/finish_reason")
                 .is_some_and(|f| !f.is_null());
             self.finished_choice |= finished;
+            strip_cache_hits(&mut chunk);
             let usage = Usage::from_value(chunk.get("usage"));
             out.push_back(Ok(StreamItem { chunk, usage }));
         }

@@ -98,6 +98,12 @@ pub struct Fake {
     last: Arc<Mutex<Option<Value>>>,
     /// Notified (one permit) when an `Endless` body is dropped, i.e. the connection went away.
     pub dropped: Arc<Notify>,
+    /// `GET /version` answers `{"version": ...}` (as vLLM does) when set; 404 otherwise.
+    version: Arc<Mutex<Option<&'static str>>>,
+    /// Usage reports `prompt_tokens_details.cached_tokens` (as vLLM and OpenAI do) when set.
+    cached_tokens: Arc<Mutex<bool>>,
+    /// Method and path of every request to a route the fake does not serve.
+    other: Arc<Mutex<Vec<String>>>,
 }
 
 impl Fake {
@@ -136,6 +142,9 @@ impl Fake {
             hits: Arc::new(AtomicUsize::new(0)),
             last: Arc::new(Mutex::new(None)),
             dropped: Arc::new(Notify::new()),
+            version: Arc::new(Mutex::new(None)),
+            cached_tokens: Arc::new(Mutex::new(false)),
+            other: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -149,7 +158,24 @@ impl Fake {
             )
             .route("/v1/chat/completions", post(openai_chat))
             .route("/v1/models", get(openai_models))
+            .route("/version", get(vllm_version))
+            .fallback(unknown_route)
             .with_state(self.clone())
+    }
+
+    /// Makes `GET /version` report this vLLM version.
+    pub fn set_version(&self, version: &'static str) {
+        *self.version.lock().unwrap() = Some(version);
+    }
+
+    /// Makes usage objects report cached prompt tokens.
+    pub fn set_cached_tokens(&self, on: bool) {
+        *self.cached_tokens.lock().unwrap() = on;
+    }
+
+    /// Requests that reached a route the fake does not serve ("METHOD /path").
+    pub fn other_requests(&self) -> Vec<String> {
+        self.other.lock().unwrap().clone()
     }
 
     pub fn set(&self, behaviour: Behaviour) {
@@ -420,13 +446,13 @@ async fn openai_chat(State(fake): State<Fake>, body: Bytes) -> Response {
         } else {
             Value::Null
         };
-        return axum::Json(json!({
+        return axum::Json(with_cache_hits(&fake, json!({
             "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": "test-model",
             "system_fingerprint": "fp_fake",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": TOKENS.concat(),
                          "refusal": null}, "logprobs": logprobs, "finish_reason": finish}],
             "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 2, "total_tokens": 9},
-        }))
+        })))
         .into_response();
     }
     let mut chunks = openai_chunks(finish);
@@ -437,7 +463,7 @@ async fn openai_chat(State(fake): State<Fake>, body: Bytes) -> Response {
     }
     let mut pieces: Vec<Piece> = chunks.iter().map(sse).collect();
     if include_usage {
-        pieces.push(sse(&openai_usage_chunk()));
+        pieces.push(sse(&with_cache_hits(&fake, openai_usage_chunk())));
     }
     pieces.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
     streamed("text/event-stream", pieces)
@@ -452,6 +478,29 @@ pub fn full_logprob(token: &str) -> Value {
         })
         .collect();
     json!({"token": token, "logprob": -0.123_456_789, "bytes": token.as_bytes(), "top_logprobs": alts})
+}
+
+async fn vllm_version(State(fake): State<Fake>) -> Response {
+    match *fake.version.lock().unwrap() {
+        Some(v) => axum::Json(json!({"version": v})).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn unknown_route(State(fake): State<Fake>, req: axum::extract::Request) -> Response {
+    fake.other
+        .lock()
+        .unwrap()
+        .push(format!("{} {}", req.method(), req.uri().path()));
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// Adds `prompt_tokens_details.cached_tokens` to a usage object when the fake reports them.
+fn with_cache_hits(fake: &Fake, mut v: Value) -> Value {
+    if *fake.cached_tokens.lock().unwrap() && v.get("usage").is_some_and(Value::is_object) {
+        v["usage"]["prompt_tokens_details"] = json!({"cached_tokens": 5});
+    }
+    v
 }
 
 async fn openai_models() -> axum::Json<Value> {

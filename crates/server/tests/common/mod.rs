@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod delay_proxy;
 pub mod fake;
 pub mod limits;
 pub mod model_store;
@@ -28,6 +29,8 @@ pub struct Gateway {
     pub key: String,
     pub tenant_id: String,
     pub client: reqwest::Client,
+    /// The gateway's database, for tests that act like the operator's CLI.
+    pub database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -100,6 +103,7 @@ pub async fn gateway(vars: &[(&str, &str)]) -> Gateway {
         key: generated.key.expose_secret().to_string(),
         tenant_id: tenant.id,
         client: client(),
+        database_url: db.clone(),
         _dir: dir,
     }
 }

@@ -147,3 +147,14 @@ impl Drop for RedisServer {
         }
     }
 }
+
+impl RedisServer {
+    /// A client connection for inspecting what the gateway stored.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
