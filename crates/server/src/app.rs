@@ -1,14 +1,17 @@
-//! The router: public routes (`/health`) and authenticated `/v1` routes, wrapped in the
-//! request-id and access-log layer.
+//! The router: public routes (`/health`, `/metrics`, `/openapi.json`) and authenticated `/v1`
+//! routes, wrapped in the request-id and access-log layer.
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use secrecy::SecretString;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -19,7 +22,7 @@ use crate::model_integrity::IntegrityMonitor;
 use crate::output_filter::OutputFilter;
 use crate::store::Store;
 use crate::upstream::Upstream;
-use crate::{auth, limits, request_log, routes};
+use crate::{auth, limits, openapi, request_log, routes};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -39,54 +42,34 @@ pub struct AppState {
     pub jwt: Option<Arc<auth::jwt::JwtVerifier>>,
     /// Conversation context, cache salts, cross-tenant checks.
     pub isolation: Arc<crate::isolation::Isolation>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub audit: crate::audit::AuditLog,
 }
 
-pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/chat/completions", post(routes::chat::chat_completions))
-        .route("/models", get(routes::models::list))
-        .route("/models/{model}", get(routes::models::get_one))
-        .route(
-            "/tenants",
-            post(routes::tenants::create).get(routes::tenants::list),
-        )
-        .route("/tenants/{id}", get(routes::tenants::get_one))
-        .route(
-            "/tenants/{id}/rotate-key",
-            post(routes::tenants::rotate_key),
-        )
-        .route("/tenants/{id}/revoke", post(routes::tenants::revoke))
-        .route(
-            "/tenants/{id}/policy",
-            axum::routing::put(routes::tenants::set_policy),
-        )
-        .route(
-            "/tenants/{id}/output-policy",
-            get(routes::output_policy::get).put(routes::output_policy::put),
-        )
-        .route("/security/scan", post(routes::security::scan))
-        .route("/security/events", get(routes::security::events))
-        .route("/security/risk/{tenant_id}", get(routes::security::risk))
-        .route(
-            "/security/verify",
-            get(routes::verify::status).post(routes::verify::run),
-        )
-        .route(
-            "/tenants/{id}/prob-policy",
-            axum::routing::put(routes::tenants::set_prob_policy),
-        )
-        .route(
-            "/tenants/{id}/limits",
-            axum::routing::put(routes::limits::set_tier),
-        )
-        .route(
-            "/security/isolation",
-            get(routes::conversations::isolation_status),
-        )
-        .route(
-            "/conversations/{id}",
-            get(routes::conversations::get_one).delete(routes::conversations::delete),
-        )
+/// The gateway's router and its OpenAPI document, built from the same declarations: every
+/// route is added with `routes!(handler)`, which reads the method and path from the handler's
+/// `#[utoipa::path]`. Add routes only this way (`tests/openapi.rs` rejects `.route(...)`).
+pub fn router_and_doc(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    use routes::{audit, chat, conversations, models, output_policy, security, tenants, verify};
+    let v1: OpenApiRouter<AppState> = OpenApiRouter::new()
+        .routes(routes!(chat::chat_completions))
+        .routes(routes!(models::list))
+        .routes(routes!(models::get_one))
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(tenants::get_one))
+        .routes(routes!(tenants::rotate_key))
+        .routes(routes!(tenants::revoke))
+        .routes(routes!(tenants::set_policy))
+        .routes(routes!(tenants::set_prob_policy))
+        .routes(routes!(audit::list))
+        .routes(routes!(security::scan))
+        .routes(routes!(security::events))
+        .routes(routes!(security::risk))
+        .routes(routes!(verify::status, verify::run))
+        .routes(routes!(routes::limits::set_tier))
+        .routes(routes!(output_policy::get, output_policy::put))
+        .routes(routes!(conversations::isolation_status))
+        .routes(routes!(conversations::get_one, conversations::delete))
         // Layers run bottom-up: authentication first, then the tenant's limits.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -97,18 +80,33 @@ pub fn router(state: AppState) -> Router {
             auth::authenticate,
         ));
 
-    Router::new()
-        .route("/health", get(routes::health::health))
-        .nest("/v1", v1)
+    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(routes::health::health))
+        .routes(routes!(routes::metrics::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(routes::dashboard::page_handler))
+        .routes(routes!(routes::dashboard::summary))
+        .merge(v1)
+        .split_for_parts();
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(openapi::Document::new(&doc)))
         // The per-IP limit runs before authentication, inside the access log.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limits::http::per_ip,
         ))
-        .layer(middleware::from_fn(request_log::request_log))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_log::request_log,
+        ))
+        .with_state(state);
+    (router, doc)
+}
+
+pub fn router(state: AppState) -> Router {
+    router_and_doc(state).0
 }
 
 async fn not_found() -> ApiError {

@@ -35,6 +35,14 @@ pub enum Command {
         #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// Read the audit trail directly from the database (for operators).
+    Audit {
+        #[command(subcommand)]
+        action: crate::audit::cli::AuditAction,
+        /// Database to read (same as the gateway's DATABASE_URL).
+        #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+        database_url: Option<String>,
+    },
     /// Score prompts offline with the gate's detection core (JSON verdicts, or quality with --labels).
     Scan(crate::scan_cli::ScanArgs),
     /// Model integrity: hash a model, verify it (pinned hash, signature, allowlist), sign it.
@@ -85,7 +93,9 @@ pub fn config_from(args: &SettingArgs) -> Result<Config, crate::config::ConfigEr
     Config::from_lookup(&|key| args.get(key))
 }
 
-async fn open_store(database_url: Option<String>) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+pub(crate) async fn open_store(
+    database_url: Option<String>,
+) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     let lookup = move |key: &str| {
         if key == "DATABASE_URL" {
             database_url.clone()
@@ -111,11 +121,16 @@ pub async fn tenant(
     database_url: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let store = open_store(database_url).await?;
+    let audit = |action: &'static str, tenant_id: String| {
+        let store = store.clone();
+        async move { crate::audit::cli::record_cli_action(store.as_ref(), action, &tenant_id).await }
+    };
     match action {
         TenantAction::Create { name } => {
             validate_name(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
             let key = keys::generate();
             let tenant = store.create_tenant(&name, &key.stored).await?;
+            audit("tenant_created", tenant.id.clone()).await;
             println!(
                 "{}",
                 serde_json::json!({"tenant": tenant_json(&tenant), "api_key": key.key.expose_secret()})
@@ -130,6 +145,7 @@ pub async fn tenant(
             let t = find(store.as_ref(), &tenant).await?;
             let key = keys::generate();
             let t = store.rotate_key(&t.id, &key.stored).await?;
+            audit("key_rotated", t.id.clone()).await;
             println!(
                 "{}",
                 serde_json::json!({"tenant": tenant_json(&t), "api_key": key.key.expose_secret()})
@@ -138,6 +154,7 @@ pub async fn tenant(
         TenantAction::Revoke { tenant } => {
             let t = find(store.as_ref(), &tenant).await?;
             let t = store.revoke_tenant(&t.id).await?;
+            audit("tenant_revoked", t.id.clone()).await;
             println!("{}", serde_json::json!({"tenant": tenant_json(&t)}));
         }
     }

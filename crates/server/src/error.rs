@@ -242,6 +242,16 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, status = status.as_u16(), "request failed");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
+        // The access log counts 429s by this code (the limit that refused the request).
+        response
+            .extensions_mut()
+            .insert(crate::request_log::ErrorCode(self.code()));
+        if matches!(self, ApiError::Store(_)) {
+            // Counted as a database error by the request log.
+            response
+                .extensions_mut()
+                .insert(crate::request_log::BackendFailure("database"));
+        }
         match &self {
             ApiError::Unauthorized(_) => {
                 response

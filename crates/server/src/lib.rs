@@ -2,6 +2,7 @@
 //! The detection logic lives in `secureinfer-guard`; this crate wires it to the network.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -12,11 +13,13 @@ pub mod extraction;
 pub mod gate;
 pub mod isolation;
 pub mod limits;
+pub mod metrics;
 pub mod mock_server;
 pub mod model_integrity;
 pub mod openai;
 pub mod output_filter;
 pub mod redis_pool;
+pub mod openapi;
 pub mod request_log;
 pub mod routes;
 pub mod scan_cli;

@@ -35,6 +35,10 @@ fn main() -> ExitCode {
                 action,
                 database_url,
             } => cli::tenant(action, database_url).await,
+            Command::Audit {
+                action,
+                database_url,
+            } => secureinfer::audit::cli::run(action, database_url).await,
             Command::Scan(args) => secureinfer::scan_cli::run(args),
             Command::Model { command } => secureinfer_integrity::cli::run(command),
             Command::Demo { demo } => secureinfer::demo::run(demo).await,

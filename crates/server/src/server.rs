@@ -10,11 +10,13 @@ use tokio::net::TcpListener;
 
 use crate::app::{AppState, router};
 use crate::auth::jwt::JwtVerifier;
+use crate::audit::AuditLog;
 use crate::auth::keys;
 use crate::config::{Config, UpstreamKind};
 use crate::extraction::Extraction;
 use crate::gate::Gate;
 use crate::limits::Limiter;
+use crate::metrics::Metrics;
 use crate::model_integrity::IntegrityMonitor;
 use crate::output_filter::OutputFilter;
 use crate::tls::{TlsFiles, serve_tls};
@@ -37,6 +39,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         ),
         None => None,
     };
+    let metrics = Arc::new(Metrics::new(
+        env!("CARGO_PKG_VERSION"),
+        upstream.kind().as_str(),
+        config.observability.metrics_tenant_labels,
+    ));
+    let audit = AuditLog::start(
+        store.clone(),
+        metrics.clone(),
+        config.observability.audit_retention,
+    );
     let gate = Arc::new(
         Gate::new(config.gate.clone()).context("the pattern catalogue failed to compile")?,
     );
@@ -90,6 +102,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         admin_key,
         jwt,
         isolation,
+        metrics,
+        audit,
     })
 }
 
@@ -124,6 +138,20 @@ async fn bootstrap(state: &mut AppState) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// In production, metrics open to anyone who can reach the API port are worth a warning.
+fn warn_open_metrics(state: &AppState) {
+    let o = &state.config.observability;
+    if state.config.is_production()
+        && o.metrics_enabled
+        && o.metrics_token.is_none()
+        && o.metrics_port.is_none()
+    {
+        tracing::warn!(
+            "/metrics is served on the API port without a token: set METRICS_TOKEN or METRICS_PORT"
+        );
+    }
 }
 
 /// Resolves when the process is asked to stop.
@@ -173,6 +201,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // A plain line on stdout that scripts and tests read to find the bound port.
     println!("secureinfer listening on {scheme}://{local}");
 
+    let audit = state.audit.clone();
+    if let Some(port) = state.config.observability.metrics_port {
+        let host = state.config.host.clone();
+        crate::routes::metrics::serve_dedicated(state.clone(), &host, port).await?;
+    }
+    warn_open_metrics(&state);
     let app = router(state);
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let stopped = async move {
@@ -194,7 +228,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        result = &mut server => return Ok(result??),
+        result = &mut server => {
+            audit.flush().await;
+            return Ok(result??);
+        }
         _ = shutdown_signal() => {}
     }
     tracing::info!(
@@ -205,6 +242,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     match tokio::time::timeout(shutdown_timeout, &mut server).await {
         Ok(result) => {
             result??;
+            // Every finished request has queued its audit record; write them before exiting.
+            audit.flush().await;
             tracing::info!("drained; exiting");
         }
         Err(_) => {

@@ -6,6 +6,7 @@
 mod extraction;
 mod jwt;
 mod output;
+mod observability;
 mod parse;
 mod rate_limits;
 mod settings;
@@ -19,6 +20,7 @@ use secrecy::SecretString;
 pub use extraction::ExtractionSettings;
 pub use jwt::{JwksSource, JwtSettings};
 pub use output::{CanaryPosition, OutputSettings, TenantOutputOverrides};
+pub use observability::ObservabilitySettings;
 pub use parse::ConfigError;
 pub use rate_limits::{RateLimitSettings, RedisFailure, TenantLimits};
 pub use settings::SettingArgs;
@@ -256,6 +258,7 @@ pub struct Config {
     pub rate_limits: RateLimitSettings,
     pub redis: Option<RedisSettings>,
     pub isolation: IsolationSettings,
+    pub observability: ObservabilitySettings,
 }
 
 impl Config {

@@ -85,7 +85,7 @@ pub(super) fn duration(
         .map_err(|_| invalid(var, &raw, "a duration such as 500ms, 30s, 5m or 1h"))
 }
 
-fn url(var: &'static str, raw: &str) -> Result<String, ConfigError> {
+pub(super) fn url(var: &'static str, raw: &str) -> Result<String, ConfigError> {
     let parsed =
         reqwest::Url::parse(raw).map_err(|_| invalid(var, raw, "an http:// or https:// URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -470,5 +470,6 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         rate_limits,
         redis,
         isolation: isolation(lookup, production)?,
+        observability: super::observability::parse(lookup)?,
     })
 }

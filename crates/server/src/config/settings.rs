@@ -131,4 +131,11 @@ settings! {
     redis_url: "REDIS_URL" => "redis://host:port to share limits and conversation context between replicas (unset: in-process)",
     redis_timeout: "REDIS_TIMEOUT" => "longest wait for one Redis call before the failure policy applies",
     rate_limit_redis_failure: "RATE_LIMIT_REDIS_FAILURE" => "when Redis is unreachable: closed (503), open (no limits) or local (per-replica limits)",
+    metrics_enabled: "METRICS_ENABLED" => "serve Prometheus metrics at /metrics (true or false)",
+    metrics_token: "METRICS_TOKEN" => "bearer token a scraper must send to read /metrics (unset: no token)",
+    metrics_port: "METRICS_PORT" => "serve /metrics on this port (on API_HOST) instead of the API port",
+    metrics_tenant_labels: "METRICS_TENANT_LABELS" => "most distinct tenants labelled in per-tenant metrics; the rest count as other (0 turns the label off)",
+    log_prompts: "LOG_PROMPTS" => "write raw prompt text into the request log line (true or false; off logs only hash and length)",
+    audit_retention: "AUDIT_RETENTION" => "how long audit records are kept, e.g. 90d (0 keeps them forever)",
+    otel_exporter_otlp_endpoint: "OTEL_EXPORTER_OTLP_ENDPOINT" => "OTLP/HTTP collector URL for traces (needs a build with the otel feature)",
 }

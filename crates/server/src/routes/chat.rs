@@ -21,16 +21,35 @@ use crate::extraction;
 use crate::isolation;
 use crate::openai::{Usage, ValidatedChat, parse_chat, read_body};
 use crate::output_filter::{FindingLog, Relay, RequestFacts, ResponseGuard};
-use crate::request_log::RequestId;
+use crate::request_log::{self, RequestId, RequestTrace, StreamWatch};
 use crate::upstream::{ChunkStream, UpstreamError};
 
 /// Chunks buffered between the upstream reader and a slow client.
 const STREAM_BUFFER: usize = 64;
 
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "inference",
+    request_body(content = crate::openapi::schemas::ChatCompletionRequest, content_type = "application/json"),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The answer; with `stream: true` a `text/event-stream` of `chat.completion.chunk` events ending in `data: [DONE]`. Headers: `X-Risk-Score`, `X-Security-Warning` when WARN.", content((crate::openapi::schemas::ChatCompletion = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "Invalid request (the `param` names the field)", body = crate::openapi::schemas::ErrorBody),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "Blocked by the security gate (code `security_blocked`, with `request_id`, `risk_score`, `reasons`)", body = crate::openapi::schemas::ErrorBody),
+        (status = 413, description = "Body above MAX_BODY_BYTES", body = crate::openapi::schemas::ErrorBody),
+        (status = 429, description = "A rate, token or logprob budget was exceeded (`Retry-After`)", body = crate::openapi::schemas::ErrorBody),
+        (status = 502, description = "The model server failed", body = crate::openapi::schemas::ErrorBody),
+        (status = 503, description = "The model server is unavailable, or the model failed its integrity check", body = crate::openapi::schemas::ErrorBody),
+        (status = 504, description = "The model server timed out", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(request_id): Extension<RequestId>,
+    Extension(trace): Extension<RequestTrace>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -50,6 +69,7 @@ pub async fn chat_completions(
         .assess_async(&chat.typed.messages, tenant.thresholds)
         .await
         .with_extraction(observed.as_ref().map(|o| &o.assessment));
+    request_log::prompt_verdict(&state, &trace, &verdict, &chat);
     let escalated = observed.as_ref().is_some_and(|o| o.escalated);
     let gate_records = verdict.decision != Decision::Allow || escalated;
     isolation::note_probe_question(
@@ -107,20 +127,27 @@ pub async fn chat_completions(
         .await?;
     // Refusals before this point (gate, prompt scanning) give the whole reservation back.
     ticket.mark_sent();
+    let upstream_started = Instant::now();
     let mut resp = if chat.typed.streaming() {
+        let opened = state.upstream.chat_stream(&chat).await;
+        request_log::upstream_stream_opened(&state, &trace, upstream_started, &opened);
         // The ticket sees the upstream's own chunks (and its usage) before any output policy.
-        let upstream = ticket.watch(state.upstream.chat_stream(&chat).await?);
+        let upstream = ticket.watch(opened?);
         let upstream = extraction::guard_stream(upstream, guard);
         let upstream = isolation::Turn::wrap(turn, upstream);
+        let watch = StreamWatch::new(&state, &trace, upstream_started);
         stream_response(
             upstream,
             &chat,
             request_id.0.clone(),
             tenant.id.clone(),
             output.map(|g| (g, state.clone())),
+            watch,
         )
     } else {
-        let mut completion = state.upstream.chat(&chat).await?;
+        let completion = state.upstream.chat(&chat).await;
+        request_log::upstream_full(&state, &trace, upstream_started, &completion, |c| c.usage);
+        let mut completion = completion?;
         ticket.finish_with(&completion).await;
         guard.completion(&mut completion.body);
         guard.settle().await;
@@ -231,6 +258,7 @@ fn stream_response(
     request_id: String,
     tenant_id: String,
     guarded: Option<(ResponseGuard, AppState)>,
+    mut watch: StreamWatch,
 ) -> Response {
     let include_usage = chat.typed.include_usage();
     let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
@@ -247,6 +275,7 @@ fn stream_response(
             };
             let relayed = match next {
                 Some(Ok(item)) => {
+                    watch.chunk(&item.chunk, item.usage);
                     if item.usage.is_some() {
                         usage = item.usage;
                     }
@@ -337,6 +366,7 @@ fn stream_response(
             &mut settled,
         )
         .await;
+        watch.end(end.as_str());
         tracing::info!(
             request_id = %request_id,
             tenant = %tenant_id,

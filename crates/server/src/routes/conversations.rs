@@ -42,6 +42,19 @@ fn unavailable(e: crate::context::ContextError) -> ApiError {
     ApiError::Unavailable("the conversation store is unavailable; retry".into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/conversations/{id}",
+    tag = "inference",
+    params(("id" = String, Path, description = "Conversation id (X-Conversation-ID), scoped to the caller's tenant")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The conversation's stored history", body = crate::openapi::schemas::Conversation),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No conversation with this id for this tenant", body = crate::openapi::schemas::ErrorBody),
+        (status = 503, description = "The conversation store is unavailable", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -69,6 +82,19 @@ pub async fn get_one(
     })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/conversations/{id}",
+    tag = "inference",
+    params(("id" = String, Path, description = "Conversation id, scoped to the caller's tenant")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The conversation was deleted", body = crate::openapi::schemas::ConversationDeleted),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No conversation with this id for this tenant", body = crate::openapi::schemas::ErrorBody),
+        (status = 503, description = "The conversation store is unavailable", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -84,6 +110,17 @@ pub async fn delete(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/security/isolation",
+    tag = "security",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Prefix-cache salting, context store and owner-check status", body = Object),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "A tenant key on an admin route", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn isolation_status(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

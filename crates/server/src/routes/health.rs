@@ -15,6 +15,15 @@ use crate::config::{RedisFailure, UpstreamKind};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Healthy (or degraded: the model failed a monitored check)", body = crate::openapi::schemas::Health),
+        (status = 503, description = "Upstream or database down, or the model failed an enforced check", body = crate::openapi::schemas::Health),
+    )
+)]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let (upstream, database, redis) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, state.upstream.health()),

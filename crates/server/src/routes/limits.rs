@@ -30,9 +30,25 @@ pub fn limits_json(l: &TenantLimits) -> Value {
     })
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{id}/limits",
+    tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body(content = crate::openapi::schemas::SetTier, content_type = "application/json"),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The tenant and the limits now in force for it", body = crate::openapi::schemas::TenantLimits),
+        (status = 400, description = "Unknown tier or bad body", body = crate::openapi::schemas::ErrorBody),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "A tenant key on an admin route", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such tenant", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn set_tier(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(request_id): Extension<crate::request_log::RequestId>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -71,6 +87,17 @@ pub async fn set_tier(
         .set_rate_limit_tier(&tenant.id, req.tier.as_deref())
         .await?;
     tracing::info!(tenant = %tenant.id, action = "limits_changed", "admin action");
+    let detail = json!({"tier": tenant.rate_limit_tier});
+    state
+        .audit
+        .admin_action(
+            &principal,
+            Some(&request_id.0),
+            "limits_changed",
+            Some(&tenant.id),
+            detail,
+        )
+        .await;
     let effective = settings.for_tier(tenant.rate_limit_tier.as_deref());
     Ok(Json(
         json!({"tenant": tenant_json(&tenant), "limits": limits_json(&effective)}),

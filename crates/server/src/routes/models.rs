@@ -24,11 +24,35 @@ async fn visible(state: &AppState) -> Result<Vec<ModelInfo>, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "inference",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Models clients may request", body = crate::openapi::schemas::ModelList),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 502, description = "The model server failed", body = crate::openapi::schemas::ErrorBody),
+        (status = 503, description = "The model server is unavailable", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let data: Vec<Value> = visible(&state).await?.iter().map(entry).collect();
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model}",
+    tag = "inference",
+    params(("model" = String, Path, description = "Model id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The model", body = crate::openapi::schemas::Model),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "Unknown or not allowed model (code `model_not_found`)", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(model): Path<String>,

@@ -25,6 +25,18 @@ async fn existing(state: &AppState, id: &str) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}/output-policy",
+    tag = "admin",
+    params(("id" = String, Path, description = "Tenant id (a tenant key reads only its own)")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The tenant's overrides and the output policy in force", body = crate::openapi::schemas::OutputPolicy),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such tenant (or another tenant's)", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -46,6 +58,21 @@ pub async fn get(
     })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{id}/output-policy",
+    tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body(content = crate::openapi::schemas::SetOutputPolicy, content_type = "application/json"),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The tenant's overrides and the output policy now in force", body = crate::openapi::schemas::OutputPolicy),
+        (status = 400, description = "Unknown setting or bad value", body = crate::openapi::schemas::ErrorBody),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "A tenant key on an admin route", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such tenant", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -43,6 +43,19 @@ fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError>
 }
 
 /// Scores messages exactly as the gate would for this tenant, without calling the model.
+#[utoipa::path(
+    post,
+    path = "/v1/security/scan",
+    tag = "security",
+    request_body(content = crate::openapi::schemas::ScanRequest, content_type = "application/json"),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The verdict the gate would give, without calling the model", body = crate::openapi::schemas::ScanResult),
+        (status = 400, description = "Invalid request (the `param` names the field)", body = crate::openapi::schemas::ErrorBody),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 413, description = "Body above MAX_BODY_BYTES", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn scan(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -138,7 +151,7 @@ pub struct EventQuery {
 }
 
 /// Accepts RFC 3339 (`2026-11-23T10:00:00Z`) or Unix seconds.
-fn parse_time(raw: &str, param: &str) -> Result<i64, ApiError> {
+pub fn parse_time(raw: &str, param: &str) -> Result<i64, ApiError> {
     if let Ok(secs) = raw.parse::<i64>() {
         return Ok(secs.saturating_mul(1000));
     }
@@ -152,6 +165,27 @@ fn parse_time(raw: &str, param: &str) -> Result<i64, ApiError> {
         })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/security/events",
+    tag = "security",
+    params(
+        ("type" = Option<String>, Query, description = "Event type, e.g. `prompt_risk`"),
+        ("decision" = Option<String>, Query, description = "`allow`, `warn` or `block`"),
+        ("since" = Option<String>, Query, description = "RFC 3339 or Unix seconds"),
+        ("until" = Option<String>, Query, description = "RFC 3339 or Unix seconds"),
+        ("before" = Option<String>, Query, description = "Page: `next_before` of the previous page"),
+        ("tenant_id" = Option<String>, Query, description = "Admin: one tenant's events"),
+        ("limit" = Option<u32>, Query, description = "1-500, default 50"),
+    ),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Security events, newest first (a tenant sees only its own)", body = crate::openapi::schemas::EventList),
+        (status = 400, description = "Invalid request (the `param` names the field)", body = crate::openapi::schemas::ErrorBody),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "A tenant asked for another tenant's events", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -236,6 +270,18 @@ pub fn rolling_risk(events: &[SecurityEvent], now: i64) -> (u8, Vec<Value>) {
     (score.round().clamp(0.0, 100.0) as u8, factors)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/security/risk/{tenant_id}",
+    tag = "security",
+    params(("tenant_id" = String, Path, description = "Tenant id (a tenant key may ask only for its own)")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The tenant's rolling risk over the last hour", body = crate::openapi::schemas::TenantRisk),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such tenant (or another tenant's id)", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn risk(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -14,6 +14,7 @@ use crate::auth::{Principal, keys};
 use crate::error::ApiError;
 use crate::extraction::TenantProbPolicy;
 use crate::openai::read_body;
+use crate::request_log::RequestId;
 use crate::store::Tenant;
 
 #[derive(Deserialize)]
@@ -62,9 +63,25 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "admin",
+    request_body(content = crate::openapi::schemas::CreateTenant, content_type = "application/json"),
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Created; the API key is shown in this response only", body = crate::openapi::schemas::TenantWithKey),
+        (status = 400, description = "Invalid request (the `param` names the field)", body = crate::openapi::schemas::ErrorBody),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "A tenant key on an admin route", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "Name already taken", body = crate::openapi::schemas::ErrorBody),
+        (status = 500, description = "Database failure", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -91,12 +108,34 @@ pub async fn create(
     let key = keys::generate();
     let tenant = state.store.create_tenant(&req.name, &key.stored).await?;
     tracing::info!(tenant = %tenant.id, action = "tenant_created", "admin action");
+    let detail = json!({"name": tenant.name});
+    state
+        .audit
+        .admin_action(
+            &principal,
+            Some(&request_id.0),
+            "tenant_created",
+            Some(&tenant.id),
+            detail,
+        )
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(json!({"tenant": tenant_json(&tenant), "api_key": key.key.expose_secret()})),
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    tag = "admin",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "All tenants (never their keys)", body = crate::openapi::schemas::TenantList),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "A tenant key on an admin route", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -116,6 +155,19 @@ async fn existing(state: &AppState, id: &str) -> Result<Tenant, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The tenant", body = crate::openapi::schemas::Tenant),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "A tenant key on an admin route", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such tenant", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -125,9 +177,23 @@ pub async fn get_one(
     Ok(Json(tenant_json(&existing(&state, &id).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{id}/rotate-key",
+    tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "New key (shown once); the old one stops working at once", body = crate::openapi::schemas::TenantWithKey),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "A tenant key on an admin route", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such active tenant", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn rotate_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require_admin()?;
@@ -135,20 +201,54 @@ pub async fn rotate_key(
     let key = keys::generate();
     let tenant = state.store.rotate_key(&tenant.id, &key.stored).await?;
     tracing::info!(tenant = %tenant.id, action = "key_rotated", "admin action");
+    state
+        .audit
+        .admin_action(
+            &principal,
+            Some(&request_id.0),
+            "key_rotated",
+            Some(&tenant.id),
+            Value::Null,
+        )
+        .await;
     Ok(Json(
         json!({"tenant": tenant_json(&tenant), "api_key": key.key.expose_secret()}),
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Revoked: all its keys stop working at once", body = crate::openapi::schemas::TenantOnly),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "A tenant key on an admin route", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such tenant", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require_admin()?;
     let tenant = existing(&state, &id).await?;
     let tenant = state.store.revoke_tenant(&tenant.id).await?;
     tracing::info!(tenant = %tenant.id, action = "tenant_revoked", "admin action");
+    state
+        .audit
+        .admin_action(
+            &principal,
+            Some(&request_id.0),
+            "tenant_revoked",
+            Some(&tenant.id),
+            Value::Null,
+        )
+        .await;
     Ok(Json(json!({"tenant": tenant_json(&tenant)})))
 }
 
@@ -159,9 +259,25 @@ struct SetPolicy {
     risk_threshold_block: Option<u8>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{id}/policy",
+    tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body(content = crate::openapi::schemas::SetPolicy, content_type = "application/json"),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The tenant with its thresholds", body = crate::openapi::schemas::TenantOnly),
+        (status = 400, description = "Invalid request (the `param` names the field)", body = crate::openapi::schemas::ErrorBody),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "A tenant key on an admin route", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such tenant", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn set_policy(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -195,14 +311,41 @@ pub async fn set_policy(
     let tenant = existing(&state, &id).await?;
     let tenant = state.store.set_thresholds(&tenant.id, thresholds).await?;
     tracing::info!(tenant = %tenant.id, action = "policy_changed", "admin action");
+    let detail = json!({"risk_thresholds": tenant.thresholds});
+    state
+        .audit
+        .admin_action(
+            &principal,
+            Some(&request_id.0),
+            "policy_changed",
+            Some(&tenant.id),
+            detail,
+        )
+        .await;
     Ok(Json(json!({"tenant": tenant_json(&tenant)})))
 }
 
 /// `PUT /v1/tenants/{id}/prob-policy`: the tenant's overrides of the probability policy
 /// (`{"logit_bias_allowed": true, "logprobs_max_top": 10, ...}`; `{}` or `null` clears them).
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{id}/prob-policy",
+    tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body(content = Object, description = "Overrides such as `{\"logit_bias_allowed\": true, \"logprobs_max_top\": 10}`; `{}` or `null` clears them", content_type = "application/json"),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The tenant and the probability policy now in force for it", body = crate::openapi::schemas::TenantProbPolicy),
+        (status = 400, description = "Invalid request (the `param` names the field)", body = crate::openapi::schemas::ErrorBody),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "A tenant key on an admin route", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such tenant", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn set_prob_policy(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -229,6 +372,17 @@ pub async fn set_prob_policy(
         .set_prob_policy(&tenant.id, policy.as_ref())
         .await?;
     tracing::info!(tenant = %tenant.id, action = "prob_policy_changed", "admin action");
+    let detail = json!({"prob_policy": tenant.prob_policy});
+    state
+        .audit
+        .admin_action(
+            &principal,
+            Some(&request_id.0),
+            "prob_policy_changed",
+            Some(&tenant.id),
+            detail,
+        )
+        .await;
     let effective = state.extraction.policy_for(tenant.prob_policy.as_ref());
     Ok(Json(
         json!({"tenant": tenant_json(&tenant), "effective_prob_policy": effective}),

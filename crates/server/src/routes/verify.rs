@@ -13,10 +13,31 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::model_integrity::Trigger;
 
+#[utoipa::path(
+    get,
+    path = "/v1/security/verify",
+    tag = "security",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The latest model integrity result (never starts a check)", body = crate::openapi::schemas::ModelIntegrity),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn status(State(state): State<AppState>) -> Json<Value> {
     Json(state.integrity.status_json(None))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/security/verify",
+    tag = "security",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Verifies the model now and returns the result", body = crate::openapi::schemas::ModelIntegrity),
+        (status = 401, description = "No, unknown, rotated or revoked key", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "A tenant key on an admin route", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn run(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

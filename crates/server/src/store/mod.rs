@@ -2,6 +2,8 @@
 //! the security gate and the audit trail). SQLite is the embedded default; PostgreSQL is what
 //! several replicas share. Both run the same migrations (`migrations/sqlite`, `migrations/postgres`).
 
+mod audit_postgres;
+mod audit_sqlite;
 mod events;
 mod postgres;
 mod sqlite;
@@ -115,6 +117,15 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Newest first.
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<SecurityEvent>, StoreError>;
+    /// Appends audit records (one transaction).
+    async fn insert_audit(&self, records: &[crate::audit::AuditRecord]) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn list_audit(
+        &self,
+        filter: &crate::audit::AuditFilter,
+    ) -> Result<Vec<crate::audit::AuditRecord>, StoreError>;
+    /// Deletes audit records created before `before_ms`; returns how many.
+    async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
 pub fn now_ms() -> i64 {

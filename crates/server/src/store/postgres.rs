@@ -426,4 +426,19 @@ impl Store for PostgresStore {
         }
         Ok(())
     }
+
+    async fn insert_audit(&self, records: &[crate::audit::AuditRecord]) -> Result<(), StoreError> {
+        super::audit_postgres::insert(&self.pool, records).await
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &crate::audit::AuditFilter,
+    ) -> Result<Vec<crate::audit::AuditRecord>, StoreError> {
+        super::audit_postgres::list(&self.pool, filter).await
+    }
+
+    async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+        super::audit_postgres::purge(&self.pool, before_ms).await
+    }
 }

@@ -452,4 +452,19 @@ impl Store for SqliteStore {
         }
         Ok(())
     }
+
+    async fn insert_audit(&self, records: &[crate::audit::AuditRecord]) -> Result<(), StoreError> {
+        super::audit_sqlite::insert(&self.pool, records).await
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &crate::audit::AuditFilter,
+    ) -> Result<Vec<crate::audit::AuditRecord>, StoreError> {
+        super::audit_sqlite::list(&self.pool, filter).await
+    }
+
+    async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+        super::audit_sqlite::purge(&self.pool, before_ms).await
+    }
 }

@@ -10,6 +10,7 @@ pub mod model_store;
 pub mod pg;
 pub mod process;
 pub mod redis;
+pub mod prom;
 
 use std::collections::HashMap;
 
@@ -165,6 +166,11 @@ pub fn stream_chat(content: &str, include_usage: bool) -> Value {
 }
 
 impl Gateway {
+    /// The database URL this gateway uses (SQLite file or PostgreSQL database).
+    pub fn db_url(&self) -> String {
+        database_url(self._dir.path())
+    }
+
     pub fn get(&self, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
         let rb = self.client.get(format!("{}{path}", self.url));
         match key {
