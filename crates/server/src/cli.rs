@@ -50,6 +50,8 @@ pub enum Command {
         #[command(subcommand)]
         command: secureinfer_integrity::cli::ModelCommand,
     },
+    /// Train the learned detector from labelled JSONL (plus synthetic rows) and write the model file.
+    Train(crate::train_cli::TrainArgs),
     /// Attack demonstrations against a gateway on the mock model.
     Demo {
         #[command(subcommand)]

@@ -1,14 +1,17 @@
 //! The security gate: scores a chat request with the detection core and turns the score
 //! into ALLOW / WARN / BLOCK under the gateway's (or the tenant's) thresholds and mode.
 
+use std::sync::Arc;
+
 use secureinfer_guard::extraction::ExtractionAssessment;
 use secureinfer_guard::{
-    Assessment, ChatMessage, Decision, Guard, GuardConfig, Role as GuardRole, Thresholds,
+    Assessment, CatalogueError, ChatMessage, Classifier, Decision, Guard, GuardConfig,
+    Role as GuardRole, Thresholds,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{GateSettings, SecurityMode};
+use crate::config::{ClassifierSettings, GateSettings, SecurityMode};
 use crate::openai::{Message, Role};
 use crate::store::{SecurityEvent, now_ms};
 
@@ -105,11 +108,52 @@ fn guard_role(r: Role) -> GuardRole {
     }
 }
 
+/// Why the detection engine could not be built at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("the pattern catalogue failed to compile: {0}")]
+    Catalogue(#[from] CatalogueError),
+    #[error("CLASSIFIER_MODEL={path}: {reason}")]
+    Model { path: String, reason: String },
+    #[error("the built-in classifier model does not load: {0}")]
+    Builtin(secureinfer_guard::ModelError),
+}
+
+/// Loads the learned detector the settings ask for: `None` when disabled, the file named
+/// by CLASSIFIER_MODEL when set (read once, at start-up), else the built-in model.
+pub fn load_classifier(s: &ClassifierSettings) -> Result<Option<Arc<Classifier>>, GateError> {
+    if !s.enabled {
+        return Ok(None);
+    }
+    let model = match &s.model {
+        None => Classifier::builtin().map_err(GateError::Builtin)?,
+        Some(path) => {
+            let err = |reason: String| GateError::Model {
+                path: path.display().to_string(),
+                reason,
+            };
+            let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+            Classifier::from_bytes(&bytes).map_err(|e| err(e.to_string()))?
+        }
+    };
+    Ok(Some(Arc::new(model)))
+}
+
+/// The scorer the settings describe: heuristics, plus the learned detector when enabled.
+pub fn build_guard(
+    score_system: bool,
+    classifier: &ClassifierSettings,
+) -> Result<Guard, GateError> {
+    let guard = Guard::new(GuardConfig { score_system })?;
+    Ok(match load_classifier(classifier)? {
+        Some(model) => guard.with_classifier(model, classifier.weight),
+        None => guard,
+    })
+}
+
 impl Gate {
-    pub fn new(settings: GateSettings) -> Result<Self, secureinfer_guard::CatalogueError> {
-        let guard = Guard::new(GuardConfig {
-            score_system: settings.score_system_prompt,
-        })?;
+    pub fn new(settings: GateSettings) -> Result<Self, GateError> {
+        let guard = build_guard(settings.score_system_prompt, &settings.classifier)?;
         Ok(Gate { guard, settings })
     }
 
@@ -189,6 +233,7 @@ impl Gate {
             detail: serde_json::json!({
                 "patterns": verdict.assessment.reasons,
                 "obfuscation": verdict.assessment.obfuscation,
+                "classifier": verdict.assessment.learned,
                 "thresholds": verdict.thresholds,
                 "prompt_score": verdict.assessment.score,
                 "extraction": verdict.extraction.as_ref().map(|x| serde_json::json!({

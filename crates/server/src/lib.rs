@@ -27,4 +27,5 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod train_cli;
 pub mod upstream;

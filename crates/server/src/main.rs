@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             } => secureinfer::audit::cli::run(action, database_url).await,
             Command::Scan(args) => secureinfer::scan_cli::run(args),
             Command::Model { command } => secureinfer_integrity::cli::run(command),
+            Command::Train(args) => secureinfer::train_cli::run(args),
             Command::Demo { demo } => secureinfer::demo::run(demo).await,
             Command::MockUpstream {
                 host,

@@ -31,12 +31,25 @@ pub struct ScanArgs {
     /// BLOCK threshold (defaults to RISK_THRESHOLD_BLOCK, then 80).
     #[arg(long, env = "RISK_THRESHOLD_BLOCK")]
     pub block: Option<u8>,
+    /// Add the learned detector (true/false; defaults to CLASSIFIER_ENABLED, then true).
+    #[arg(long, env = "CLASSIFIER_ENABLED")]
+    pub classifier_enabled: Option<String>,
+    /// Model file to use instead of the built-in one (defaults to CLASSIFIER_MODEL).
+    #[arg(long, env = "CLASSIFIER_MODEL")]
+    pub classifier_model: Option<String>,
+    /// Multiplier for the learned detector's points, 0..=2 (defaults to CLASSIFIER_WEIGHT, then 1).
+    #[arg(long, env = "CLASSIFIER_WEIGHT")]
+    pub classifier_weight: Option<String>,
+    /// Also score with the heuristics alone and report both (with --labels).
+    #[arg(long)]
+    pub compare: bool,
 }
 
-struct Row {
-    text: String,
-    label: Option<bool>,
-    source: String,
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub text: String,
+    pub label: Option<bool>,
+    pub source: String,
 }
 
 fn parse_line(line: &str, where_: &str) -> anyhow::Result<Row> {
@@ -73,7 +86,7 @@ fn parse_line(line: &str, where_: &str) -> anyhow::Result<Row> {
     })
 }
 
-fn read_rows(files: &[PathBuf]) -> anyhow::Result<Vec<Row>> {
+pub(crate) fn read_rows(files: &[PathBuf]) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut read = |reader: &mut dyn BufRead, name: &str| -> anyhow::Result<()> {
         for (i, line) in reader.lines().enumerate() {
@@ -96,7 +109,7 @@ fn read_rows(files: &[PathBuf]) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-fn metrics_json(m: &Metrics) -> Value {
+pub(crate) fn metrics_json(m: &Metrics) -> Value {
     json!({
         "attacks": m.attacks, "benign": m.benign,
         "tpr": m.flagged.tpr, "fpr": m.flagged.fpr, "precision": m.flagged.precision, "f1": m.flagged.f1,
@@ -107,6 +120,48 @@ fn metrics_json(m: &Metrics) -> Value {
 
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
+}
+
+fn by_source(rows: &[(u8, bool, String)]) -> BTreeMap<&str, Vec<(u8, bool)>> {
+    let mut m: BTreeMap<&str, Vec<(u8, bool)>> = BTreeMap::new();
+    for (score, label, source) in rows {
+        m.entry(source.as_str()).or_default().push((*score, *label));
+    }
+    m
+}
+
+/// Overall and per-source metrics as JSON.
+pub(crate) fn quality_json(rows: &[(u8, bool, String)], t: Thresholds) -> Value {
+    let all: Vec<(u8, bool)> = rows.iter().map(|r| (r.0, r.1)).collect();
+    let sources: serde_json::Map<String, Value> = by_source(rows)
+        .iter()
+        .map(|(s, r)| (s.to_string(), metrics_json(&evaluate(r, t))))
+        .collect();
+    json!({"thresholds": t, "overall": metrics_json(&evaluate(&all, t)), "sources": sources})
+}
+
+/// Overall and per-source metrics as a table.
+pub(crate) fn quality_table(
+    out: &mut dyn Write,
+    rows: &[(u8, bool, String)],
+    t: Thresholds,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "thresholds: warn {} / block {} (flagged = WARN or BLOCK)",
+        t.warn, t.block
+    )?;
+    writeln!(
+        out,
+        "{:<28} {:>7} {:>7} {:>7} {:>7} {:>9} {:>6} {:>8} {:>12}",
+        "source", "attacks", "benign", "TPR", "FPR", "precision", "F1", "TPR@blk", "TPR@1%FPR"
+    )?;
+    let all: Vec<(u8, bool)> = rows.iter().map(|r| (r.0, r.1)).collect();
+    report(out, "ALL", &evaluate(&all, t))?;
+    for (source, r) in &by_source(rows) {
+        report(out, source, &evaluate(r, t))?;
+    }
+    Ok(())
 }
 
 fn report(out: &mut dyn Write, name: &str, m: &Metrics) -> std::io::Result<()> {
@@ -133,8 +188,14 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     thresholds
         .validate()
         .map_err(|m| anyhow::anyhow!("thresholds: {m}"))?;
-    let guard =
-        Guard::new(GuardConfig::default()).context("the pattern catalogue failed to compile")?;
+    let lookup = |key: &str| match key {
+        "CLASSIFIER_ENABLED" => args.classifier_enabled.clone(),
+        "CLASSIFIER_MODEL" => args.classifier_model.clone(),
+        "CLASSIFIER_WEIGHT" => args.classifier_weight.clone(),
+        _ => None,
+    };
+    let classifier = crate::config::classifier_settings(&lookup)?;
+    let guard = crate::gate::build_guard(false, &classifier)?;
     let rows = read_rows(&args.files)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -147,51 +208,46 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
                 "decision": thresholds.decide(a.score),
                 "factors": a.reason_names(),
                 "reasons": a.reasons,
+                "classifier": a.learned,
             });
             writeln!(out, "{line}")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
 
-    let mut overall = Vec::with_capacity(rows.len());
-    let mut by_source: BTreeMap<&str, Vec<(u8, bool)>> = BTreeMap::new();
+    let heuristic = Guard::new(GuardConfig::default())?;
+    let (mut scored, mut base) = (Vec::with_capacity(rows.len()), Vec::new());
     for (i, row) in rows.iter().enumerate() {
         let label = row
             .label
             .with_context(|| format!("row {}: --labels needs a `label` on every row", i + 1))?;
-        let score = guard.score_text(&row.text).score;
-        overall.push((score, label));
-        by_source
-            .entry(row.source.as_str())
-            .or_default()
-            .push((score, label));
+        scored.push((guard.score_text(&row.text).score, label, row.source.clone()));
+        if args.compare {
+            base.push((
+                heuristic.score_text(&row.text).score,
+                label,
+                row.source.clone(),
+            ));
+        }
     }
-    let total = evaluate(&overall, thresholds);
+    let detector = match guard.classifier() {
+        Some(_) => "heuristics + classifier",
+        None => "heuristics only",
+    };
     if args.json {
-        let sources: serde_json::Map<String, Value> = by_source
-            .iter()
-            .map(|(s, r)| (s.to_string(), metrics_json(&evaluate(r, thresholds))))
-            .collect();
-        writeln!(
-            out,
-            "{}",
-            json!({"thresholds": thresholds, "overall": metrics_json(&total), "sources": sources})
-        )?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    writeln!(
-        out,
-        "thresholds: warn {} / block {} (flagged = WARN or BLOCK)",
-        thresholds.warn, thresholds.block
-    )?;
-    writeln!(
-        out,
-        "{:<28} {:>7} {:>7} {:>7} {:>7} {:>9} {:>6} {:>8} {:>12}",
-        "source", "attacks", "benign", "TPR", "FPR", "precision", "F1", "TPR@blk", "TPR@1%FPR"
-    )?;
-    report(&mut out, "ALL", &total)?;
-    for (source, rows) in &by_source {
-        report(&mut out, source, &evaluate(rows, thresholds))?;
+        let mut report = quality_json(&scored, thresholds);
+        report["detector"] = json!(detector);
+        if args.compare {
+            report["heuristics_only"] = quality_json(&base, thresholds);
+        }
+        writeln!(out, "{report}")?;
+    } else {
+        writeln!(out, "detector: {detector}")?;
+        quality_table(&mut out, &scored, thresholds)?;
+        if args.compare {
+            writeln!(out, "\ndetector: heuristics only")?;
+            quality_table(&mut out, &base, thresholds)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -49,9 +49,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         metrics.clone(),
         config.observability.audit_retention,
     );
-    let gate = Arc::new(
-        Gate::new(config.gate.clone()).context("the pattern catalogue failed to compile")?,
-    );
+    let gate = Arc::new(Gate::new(config.gate.clone())?);
     let integrity = Arc::new(IntegrityMonitor::new(
         config.integrity.clone(),
         &config.model_name,

@@ -109,6 +109,16 @@ impl Normalized {
         .into_iter()
         .filter(|(k, s)| *k == ViewKind::Base || !s.is_empty())
     }
+
+    /// The base view with look-alike letters folded to ASCII (when any were): what the
+    /// learned detector reads.
+    pub fn latin_view(&self) -> &str {
+        if self.confusable.is_empty() {
+            &self.base
+        } else {
+            &self.confusable
+        }
+    }
 }
 
 /// rot13 of words attackers spell out; their presence makes decoding worth a pass.

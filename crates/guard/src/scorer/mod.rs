@@ -10,11 +10,13 @@
 mod catalogue;
 mod types;
 
+use crate::classifier::{self, Classifier};
 use crate::normalize::{Normalized, Normalizer, ObfuscationStats, ViewKind};
 pub use catalogue::{CatalogueError, FACTORS};
 pub use types::{Assessment, ChatMessage, Decision, GuardConfig, Reason, Role, Thresholds};
 
-const CATALOGUE: &str = include_str!("../../catalogue/patterns.txt");
+/// The built-in pattern catalogue (its hash is recorded in trained models).
+pub const CATALOGUE: &str = include_str!("../../catalogue/patterns.txt");
 
 /// Nested payloads (base64 in base64, tags inside decoded text) are followed this deep.
 const MAX_DEPTH: u8 = 2;
@@ -47,6 +49,14 @@ pub struct Guard {
     cfg: GuardConfig,
     cat: catalogue::Catalogue,
     norm: Normalizer,
+    learned: Option<Learned>,
+}
+
+/// The learned detector and how much its points count (1.0 = as calibrated).
+#[derive(Debug, Clone)]
+struct Learned {
+    model: std::sync::Arc<Classifier>,
+    weight: f32,
 }
 
 /// Per-request scratch state.
@@ -73,7 +83,29 @@ impl Guard {
     pub fn with_catalogue(cfg: GuardConfig, src: &str) -> Result<Guard, CatalogueError> {
         let cat = catalogue::parse(src)?;
         let norm = Normalizer::new().map_err(|e| CatalogueError::Normalizer(e.to_string()))?;
-        Ok(Guard { cfg, cat, norm })
+        Ok(Guard {
+            cfg,
+            cat,
+            norm,
+            learned: None,
+        })
+    }
+
+    /// Adds the learned detector: its points join the heuristic evidence as the
+    /// `classifier` factor. `weight` scales them (0 keeps it measuring but silent, 1 is
+    /// as calibrated, at most 2).
+    pub fn with_classifier(mut self, model: std::sync::Arc<Classifier>, weight: f32) -> Guard {
+        let weight = if weight.is_finite() {
+            weight.clamp(0.0, 2.0)
+        } else {
+            0.0
+        };
+        self.learned = Some(Learned { model, weight });
+        self
+    }
+
+    pub fn classifier(&self) -> Option<&Classifier> {
+        self.learned.as_ref().map(|l| l.model.as_ref())
     }
 
     /// The compiled catalogue as `(id, factor, lang, points)`, in file order.
@@ -145,7 +177,15 @@ impl Guard {
             attempts += u32::from(attack_like);
             tool_hit |= attack_like && m.role == Role::Tool;
         }
-        self.combine(scan, attempts, tool_hit)
+        let mut a = self.combine(scan, attempts, tool_hit);
+        if let Some(l) = &self.learned {
+            let s = l.model.score(msgs, &a, self.cfg.score_system, l.weight);
+            // The model already weighs the heuristic evidence (it is among its inputs), so
+            // the two are not stacked: the stronger verdict stands.
+            a.score = a.score.max(s.points);
+            classifier::apply(&mut a, s);
+        }
+        a
     }
 
     fn scan_text(&self, text: &str, depth: u8, hidden: bool, scan: &mut Scan) {
@@ -280,6 +320,7 @@ impl Guard {
             score: noisy_or(&reasons),
             reasons,
             obfuscation: stats,
+            learned: None,
         }
     }
 }

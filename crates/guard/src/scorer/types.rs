@@ -44,6 +44,10 @@ pub struct Assessment {
     /// Strongest first.
     pub reasons: Vec<Reason>,
     pub obfuscation: ObfuscationStats,
+    /// The learned detector's verdict, when the guard has one (its points are also in
+    /// `reasons` under the `classifier` factor once they matter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned: Option<crate::classifier::LearnedScore>,
 }
 
 impl Assessment {

@@ -22,6 +22,7 @@ pub use jwt::{JwksSource, JwtSettings};
 pub use output::{CanaryPosition, OutputSettings, TenantOutputOverrides};
 pub use observability::ObservabilitySettings;
 pub use parse::ConfigError;
+pub use parse::classifier as classifier_settings;
 pub use rate_limits::{RateLimitSettings, RedisFailure, TenantLimits};
 pub use settings::SettingArgs;
 pub use tls::{ClientAuth, ServerTls, UpstreamTls};
@@ -104,6 +105,27 @@ pub struct GateSettings {
     pub mode: SecurityMode,
     pub score_system_prompt: bool,
     pub event_store_prompt: bool,
+    pub classifier: ClassifierSettings,
+}
+
+/// The learned detector beside the pattern heuristics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifierSettings {
+    pub enabled: bool,
+    /// A model file to load at start-up instead of the built-in one.
+    pub model: Option<std::path::PathBuf>,
+    /// Multiplier for its risk points (0..=2).
+    pub weight: f32,
+}
+
+impl Default for ClassifierSettings {
+    fn default() -> Self {
+        ClassifierSettings {
+            enabled: true,
+            model: None,
+            weight: 1.0,
+        }
+    }
 }
 
 /// What the gateway does while the model fails its integrity check.

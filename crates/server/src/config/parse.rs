@@ -6,9 +6,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::{
-    AllowedModels, Config, ContextSettings, Environment, GateSettings, IntegrityMode,
-    IntegritySettings, IsolationSettings, Limits, LogFormat, MockSettings, ModelLocation,
-    RedisSettings, SaltMode, SecurityMode, UnsaltedPolicy, UpstreamKind, extraction,
+    AllowedModels, ClassifierSettings, Config, ContextSettings, Environment, GateSettings,
+    IntegrityMode, IntegritySettings, IsolationSettings, Limits, LogFormat, MockSettings,
+    ModelLocation, RedisSettings, SaltMode, SecurityMode, UnsaltedPolicy, UpstreamKind, extraction,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -155,6 +155,31 @@ fn gate(lookup: &dyn Fn(&str) -> Option<String>) -> Result<GateSettings, ConfigE
         )?,
         score_system_prompt: flag(lookup, "SCORE_SYSTEM_PROMPT", false)?,
         event_store_prompt: flag(lookup, "EVENT_STORE_PROMPT", false)?,
+        classifier: classifier(lookup)?,
+    })
+}
+
+/// `CLASSIFIER_*`: whether to run the learned detector, which model, how much it counts.
+pub fn classifier(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<ClassifierSettings, ConfigError> {
+    let weight = match get(lookup, "CLASSIFIER_WEIGHT") {
+        None => 1.0,
+        Some(raw) => match raw.parse::<f32>() {
+            Ok(w) if (0.0..=2.0).contains(&w) => w,
+            _ => {
+                return Err(invalid(
+                    "CLASSIFIER_WEIGHT",
+                    &raw,
+                    "a number from 0 to 2 (1 = as calibrated)",
+                ));
+            }
+        },
+    };
+    Ok(ClassifierSettings {
+        enabled: flag(lookup, "CLASSIFIER_ENABLED", true)?,
+        model: get(lookup, "CLASSIFIER_MODEL").map(std::path::PathBuf::from),
+        weight,
     })
 }
 

@@ -114,6 +114,7 @@ pub async fn scan(
         "factors": v.assessment.reason_names(),
         "reasons": v.assessment.reasons,
         "obfuscation": v.assessment.obfuscation,
+        "classifier": v.assessment.learned,
     })))
 }
 

@@ -1,0 +1,427 @@
+//! Synthetic training rows composed from parts (`data/synth/grammar.txt`).
+//!
+//! Attacks are goal × framing × language × obfuscation × position: the same override said
+//! on its own, after an ordinary request, or buried inside an email, review, web page or
+//! code the user asks about. Benign rows use the same trigger words in ordinary senses
+//! ("git ignore", "bypass surgery", "pretend to be a pirate", "write a system prompt") and
+//! the same documents without an injection, so neither the words nor the document shape
+//! nor the length alone separate the classes. Deterministic for a seed.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use thiserror::Error;
+
+/// The built-in grammar (its hash is recorded in trained models).
+pub const GRAMMAR: &str = include_str!("../../data/synth/grammar.txt");
+
+/// Languages with attack rules (`attack.<lang>`), besides English.
+const LANGS: [&str; 8] = ["fr", "de", "es", "it", "pt", "nl", "ru", "zh"];
+const DOC_KINDS: [&str; 5] = [
+    "doc_email",
+    "doc_review",
+    "doc_page",
+    "doc_notes",
+    "doc_code",
+];
+const MAX_DEPTH: u32 = 8;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum SynthError {
+    #[error("grammar line {0}: alternative outside a [rule]")]
+    Orphan(usize),
+    #[error("grammar: rule `{0}` is referenced but not defined")]
+    Undefined(String),
+}
+
+/// Rules and their alternatives.
+#[derive(Debug, Clone)]
+pub struct Grammar {
+    rules: BTreeMap<String, Vec<String>>,
+}
+
+impl Grammar {
+    pub fn builtin() -> Result<Grammar, SynthError> {
+        Self::parse(GRAMMAR)
+    }
+
+    pub fn parse(src: &str) -> Result<Grammar, SynthError> {
+        let mut rules: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut current: Option<String> = None;
+        for (no, line) in src.lines().enumerate() {
+            let line = line.trim_end();
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                current = Some(name.to_string());
+                rules.entry(name.to_string()).or_default();
+                continue;
+            }
+            let Some(rule) = &current else {
+                return Err(SynthError::Orphan(no + 1));
+            };
+            rules
+                .entry(rule.clone())
+                .or_default()
+                .push(line.replace("\\n", "\n"));
+        }
+        let g = Grammar { rules };
+        // Every lowercase {ref} must resolve; {UPPER} slots are filled by the generator.
+        for alts in g.rules.values() {
+            for a in alts {
+                for r in refs(a) {
+                    if !r.chars().next().is_some_and(char::is_uppercase) && !g.rules.contains_key(r)
+                    {
+                        return Err(SynthError::Undefined(r.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(g)
+    }
+
+    fn expand(&self, rule: &str, rng: &mut Rng, depth: u32) -> String {
+        let Some(alts) = self.rules.get(rule).filter(|a| !a.is_empty()) else {
+            return String::new();
+        };
+        let alt = &alts[rng.below(alts.len())];
+        if depth >= MAX_DEPTH {
+            return alt.clone();
+        }
+        let mut out = String::with_capacity(alt.len() * 2);
+        let mut rest = alt.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            match after.find('}') {
+                Some(close) if is_ref(&after[..close]) => {
+                    let name = &after[..close];
+                    if self.rules.contains_key(name) {
+                        out.push_str(&self.expand(name, rng, depth + 1));
+                    } else {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                    rest = &after[close + 1..];
+                }
+                _ => {
+                    out.push('{');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+fn is_ref(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+fn refs(s: &str) -> impl Iterator<Item = &str> {
+    s.split('{')
+        .skip(1)
+        .filter_map(|p| p.split_once('}').map(|x| x.0))
+        .filter(|r| is_ref(r))
+}
+
+/// SplitMix64, as in training: same rows on every platform for a seed.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    pub(crate) fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// One generated row. `source` names how it was built, e.g. `synth-attack/doc`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthRow {
+    pub text: String,
+    pub label: bool,
+    pub source: String,
+}
+
+/// `n` rows, alternating attack and benign, reproducible from `seed`.
+///
+/// Most attacks placed inside a document are followed by the same document without the
+/// injection as a benign row, so the document's own words carry no signal.
+pub fn generate(g: &Grammar, n: usize, seed: u64) -> Vec<SynthRow> {
+    let mut rng = Rng(seed ^ 0x5eed_5eed_5eed_5eed);
+    let mut twin: Option<String> = None;
+    (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                let (row, clean) = attack(g, &mut rng);
+                twin = clean.filter(|_| rng.chance(0.6));
+                row
+            } else if let Some(text) = twin.take() {
+                SynthRow {
+                    text,
+                    label: false,
+                    source: "synth-benign/doc-twin".to_string(),
+                }
+            } else {
+                benign(g, &mut rng)
+            }
+        })
+        .collect()
+}
+
+/// An attack row, and for one inside a document the same request without the injection.
+fn attack(g: &Grammar, rng: &mut Rng) -> (SynthRow, Option<String>) {
+    let english = rng.chance(0.8);
+    let mut core = if english {
+        g.expand("attack", rng, 0)
+    } else {
+        let lang = LANGS[rng.below(LANGS.len())];
+        g.expand(&format!("attack.{lang}"), rng, 0)
+    };
+    let mut tag = if english { "en" } else { "intl" };
+    if rng.chance(0.25) {
+        let (t, name) = obfuscate(g, &core, rng);
+        core = t;
+        tag = name;
+    }
+    let roll = rng.below(100);
+    let (text, pos, clean) = if roll < 50 {
+        (core, "alone", None)
+    } else if roll < 68 {
+        let before = if rng.chance(0.5) {
+            g.expand("task", rng, 0)
+        } else {
+            g.expand("lead_in", rng, 0)
+        };
+        (format!("{before} {core}"), "appended", None)
+    } else {
+        let (text, clean) = in_document(g, Some(&core), rng);
+        (text, "doc", Some(clean))
+    };
+    let row = SynthRow {
+        text,
+        label: true,
+        source: format!("synth-attack/{pos}/{tag}"),
+    };
+    (row, clean)
+}
+
+fn benign(g: &Grammar, rng: &mut Rng) -> SynthRow {
+    let roll = rng.below(100);
+    let (mut text, pos) = if roll < 55 {
+        (g.expand("benign", rng, 0), "alone")
+    } else if roll < 80 {
+        (in_document(g, None, rng).0, "doc")
+    } else if roll < 92 {
+        // A document that talks about instructions, rules or security, without issuing one.
+        let line = match rng.below(3) {
+            0 => g.expand("trigger_q", rng, 0),
+            1 => g.expand("meta_q", rng, 0),
+            _ => g.expand("self_correction", rng, 0),
+        };
+        (in_document(g, Some(&line), rng).0, "doc-trigger")
+    } else {
+        // Long benign text, so length does not mark attacks.
+        let parts: Vec<String> = (0..3 + rng.below(4))
+            .map(|_| g.expand("para", rng, 0))
+            .collect();
+        (
+            format!("{}\n\n{}", g.expand("task", rng, 0), parts.join("\n\n")),
+            "long",
+        )
+    };
+    if rng.chance(0.08) {
+        text = typos(&text, rng);
+    } else if rng.chance(0.03) {
+        text = text.to_uppercase();
+    }
+    SynthRow {
+        text,
+        label: false,
+        source: format!("synth-benign/{pos}"),
+    }
+}
+
+/// A document from the grammar, with `insert` placed at a random line or sentence break,
+/// wrapped in a user request about it; also returns the request without the insertion.
+fn in_document(g: &Grammar, insert: Option<&str>, rng: &mut Rng) -> (String, String) {
+    let kind = DOC_KINDS[rng.below(DOC_KINDS.len())];
+    let mut doc = g.expand(kind, rng, 0);
+    let wrap = g.expand("wrap_request", rng, 0);
+    let clean = wrap.replace("{DOC}", &doc);
+    if let Some(ins) = insert {
+        let cuts: Vec<usize> = doc
+            .match_indices(['\n', '.'])
+            .map(|(i, _)| i + 1)
+            .filter(|&i| doc.is_char_boundary(i))
+            .collect();
+        let at = if cuts.is_empty() || rng.chance(0.15) {
+            doc.len()
+        } else {
+            cuts[rng.below(cuts.len())]
+        };
+        let sep = if rng.chance(0.5) { " " } else { "\n" };
+        doc.insert_str(at, &format!("{sep}{ins}{sep}"));
+    }
+    (wrap.replace("{DOC}", &doc), clean)
+}
+
+fn obfuscate(g: &Grammar, text: &str, rng: &mut Rng) -> (String, &'static str) {
+    match rng.below(7) {
+        0 => (leet(text, rng), "leet"),
+        1 => (spaced(text, rng), "spaced"),
+        2 => (homoglyphs(text, rng), "homoglyph"),
+        3 => (zero_width(text, rng), "zero-width"),
+        4 => (text.to_uppercase(), "upper"),
+        5 => {
+            let payload = base64::engine::general_purpose::STANDARD.encode(text);
+            (
+                g.expand("b64_wrap", rng, 0).replace("{PAYLOAD}", &payload),
+                "base64",
+            )
+        }
+        _ => (typos(text, rng), "typos"),
+    }
+}
+
+fn map_words(text: &str, rng: &mut Rng, p: f64, f: impl Fn(&str, &mut Rng) -> String) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for (i, w) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if w.chars().count() >= 4 && rng.chance(p) {
+            out.push_str(&f(w, rng));
+        } else {
+            out.push_str(w);
+        }
+    }
+    out
+}
+
+fn leet(text: &str, rng: &mut Rng) -> String {
+    map_words(text, rng, 0.5, |w, _| {
+        w.chars()
+            .map(|c| match c {
+                'a' => '4',
+                'e' => '3',
+                'i' => '1',
+                'o' => '0',
+                's' => '5',
+                't' => '7',
+                c => c,
+            })
+            .collect()
+    })
+}
+
+fn spaced(text: &str, rng: &mut Rng) -> String {
+    map_words(text, rng, 0.3, |w, rng| {
+        let sep = ["-", ".", " ", "_"][rng.below(4)];
+        w.chars()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(sep)
+    })
+}
+
+fn homoglyphs(text: &str, rng: &mut Rng) -> String {
+    text.chars()
+        .map(|c| {
+            let alt = match c {
+                'a' => 'а',
+                'e' => 'е',
+                'o' => 'о',
+                'p' => 'р',
+                'c' => 'с',
+                'i' => 'і',
+                _ => return c,
+            };
+            if rng.chance(0.4) { alt } else { c }
+        })
+        .collect()
+}
+
+fn zero_width(text: &str, rng: &mut Rng) -> String {
+    map_words(text, rng, 0.5, |w, _| {
+        w.chars()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("\u{200b}")
+    })
+}
+
+fn typos(text: &str, rng: &mut Rng) -> String {
+    map_words(text, rng, 0.15, |w, rng| {
+        let mut cs: Vec<char> = w.chars().collect();
+        let i = 1 + rng.below(cs.len().saturating_sub(2).max(1));
+        if i + 1 < cs.len() {
+            cs.swap(i, i + 1);
+        }
+        cs.into_iter().collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_grammar_parses_and_resolves() {
+        let g = Grammar::builtin().unwrap_or_else(|e| unreachable!("{e}"));
+        for rule in ["attack", "benign", "wrap_request", "goal"] {
+            assert!(g.rules.contains_key(rule), "{rule}");
+        }
+    }
+
+    #[test]
+    fn generation_is_deterministic_and_balanced() {
+        let g = Grammar::builtin().unwrap_or_else(|e| unreachable!("{e}"));
+        let a = generate(&g, 400, 3);
+        assert_eq!(a, generate(&g, 400, 3));
+        assert_ne!(a, generate(&g, 400, 4));
+        assert_eq!(a.iter().filter(|r| r.label).count(), 200);
+        assert!(a.iter().all(|r| !r.text.contains("{")
+            || r.text.contains("function sum")
+            || r.text.contains("def ")));
+        assert!(a.iter().any(|r| r.source.starts_with("synth-attack/doc")));
+        assert!(a.iter().any(|r| r.source == "synth-benign/long"));
+    }
+
+    #[test]
+    fn undefined_rules_are_reported() {
+        assert_eq!(
+            Grammar::parse("[a]\nhello {b}").err(),
+            Some(SynthError::Undefined("b".into()))
+        );
+        assert_eq!(Grammar::parse("orphan").err(), Some(SynthError::Orphan(1)));
+    }
+}
