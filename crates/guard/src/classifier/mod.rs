@@ -27,8 +27,9 @@ const BUILTIN: &[u8] = include_bytes!("../../models/detector.bin");
 /// Factor and reason id the learned detector reports under.
 pub const FACTOR: &str = "classifier";
 pub const REASON_ID: &str = "classifier.linear";
-/// Points below this are not reported as a reason (they would be noise in the list).
-const MIN_POINTS: u8 = 5;
+/// Points below this neither count nor appear as a reason: a low-confidence verdict would
+/// only make the reported score jitter between similar benign prompts.
+pub const MIN_POINTS: u8 = 20;
 
 /// What the learned detector said about a request.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -165,9 +166,12 @@ fn scaled(sum: f32, n: u32) -> f32 {
     if n == 0 { 0.0 } else { sum / (n as f32).sqrt() }
 }
 
-/// Adds the learned factor to a heuristic assessment (reason, score, details).
+/// Adds the learned factor to a heuristic assessment (reason, score, details). The model
+/// already weighs the heuristic evidence (it is among its inputs), so the two are not
+/// stacked: the stronger verdict stands.
 pub(crate) fn apply(a: &mut Assessment, s: LearnedScore) {
     if s.points >= MIN_POINTS {
+        a.score = a.score.max(s.points);
         a.reasons.push(crate::scorer::Reason {
             factor: FACTOR,
             pattern: REASON_ID.to_string(),

@@ -180,9 +180,6 @@ impl Guard {
         let mut a = self.combine(scan, attempts, tool_hit);
         if let Some(l) = &self.learned {
             let s = l.model.score(msgs, &a, self.cfg.score_system, l.weight);
-            // The model already weighs the heuristic evidence (it is among its inputs), so
-            // the two are not stacked: the stronger verdict stands.
-            a.score = a.score.max(s.points);
             classifier::apply(&mut a, s);
         }
         a
