@@ -64,15 +64,17 @@ fn chat_check(tenant: u64, id: u64) -> (Check, Settlement) {
             id: format!("slot-{id}"),
         }),
     };
+    let tokens_key = key("tokens");
+    let inflight_key = key("inflight");
     let settle = Settlement {
         group,
         tokens: Some(TokenAdjust {
-            key: key("tokens"),
+            key: tokens_key,
             quota: tokens,
             delta: -900,
         }),
         release: Some(SlotRelease {
-            key: key("inflight"),
+            key: inflight_key,
             id: format!("slot-{id}"),
         }),
     };
@@ -119,7 +121,11 @@ fn core(c: &mut Criterion) {
     .unwrap_or_default();
     secureinfer::limits::tokens::warm_up();
     c.bench_function("prompt token count (1 KB, cl100k)", |b| {
-        b.iter(|| black_box(secureinfer::limits::tokens::prompt_tokens(black_box(&prompt))))
+        b.iter(|| {
+            black_box(secureinfer::limits::tokens::prompt_tokens(black_box(
+                &prompt,
+            )))
+        })
     });
 }
 
@@ -138,7 +144,14 @@ fn start_redis() -> Option<(Server, String)> {
         .ok()?
         .port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
         .args(["--appendonly", "no"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -92,9 +92,7 @@ impl ApiError {
             ApiError::AdminRequired
             | ApiError::Blocked { .. }
             | ApiError::DataGuard { .. }
-            | ApiError::Refused { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            | ApiError::Refused { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_)

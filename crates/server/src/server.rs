@@ -9,8 +9,8 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, router};
-use crate::auth::jwt::JwtVerifier;
 use crate::audit::AuditLog;
+use crate::auth::jwt::JwtVerifier;
 use crate::auth::keys;
 use crate::config::{Config, UpstreamKind};
 use crate::extraction::Extraction;

@@ -300,3 +300,36 @@ async fn grafana_dashboard_uses_only_exposed_metrics() {
         );
     }
 }
+
+#[tokio::test]
+async fn output_guard_findings_and_isolation_counters_are_exposed() {
+    let fake = common::Fake::start(common::Behaviour::Script(vec![
+        "Mail jane.roe@acme-mail.com now.".into(),
+    ]))
+    .await;
+    let gw = common::gateway_for(&fake, "openai", &[]).await;
+    for _ in 0..2 {
+        let v: Value = gw.chat(&chat("q")).await.json().await.unwrap();
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            "Mail [REDACTED:EMAIL] now."
+        );
+    }
+    let m = scrape(&gw, None).await;
+    assert_eq!(
+        m.get(r#"secureinfer_output_findings_total{category="EMAIL",action="redact"}"#),
+        2.0
+    );
+    assert_eq!(
+        m.get(r#"secureinfer_output_answers_total{outcome="redacted"}"#),
+        2.0
+    );
+    assert_eq!(
+        m.get(r#"secureinfer_output_answers_total{outcome="blocked"}"#),
+        0.0
+    );
+    assert_eq!(
+        m.get(r#"secureinfer_isolation_events_total{kind="cross_tenant_question"}"#),
+        0.0
+    );
+}

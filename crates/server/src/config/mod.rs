@@ -5,8 +5,8 @@
 
 mod extraction;
 mod jwt;
-mod output;
 mod observability;
+mod output;
 mod parse;
 mod rate_limits;
 mod settings;
@@ -19,8 +19,8 @@ use secrecy::SecretString;
 
 pub use extraction::ExtractionSettings;
 pub use jwt::{JwksSource, JwtSettings};
-pub use output::{CanaryPosition, OutputSettings, TenantOutputOverrides};
 pub use observability::ObservabilitySettings;
+pub use output::{CanaryPosition, OutputSettings, TenantOutputOverrides};
 pub use parse::ConfigError;
 pub use parse::classifier as classifier_settings;
 pub use rate_limits::{RateLimitSettings, RedisFailure, TenantLimits};

@@ -6,8 +6,8 @@
 mod dos;
 mod extraction;
 mod injection;
-mod leak;
 mod isolation;
+mod leak;
 mod tampering;
 
 use std::process::ExitCode;

@@ -263,6 +263,42 @@ impl Isolation {
         self.context_max_chars
     }
 
+    /// Appends the isolation counters as OpenMetrics text (families without `_total`).
+    pub fn render_prometheus(&self, out: &mut String) {
+        use std::fmt::Write;
+        let c = &self.counters;
+        let _ = writeln!(
+            out,
+            "# HELP secureinfer_isolation_events Tenant-isolation events: cross-tenant questions, prefix-cache probes, requests refused by UNSALTED_UPSTREAM, context-store failures, context records owned by another tenant.\n\
+             # TYPE secureinfer_isolation_events counter"
+        );
+        let owner = self.context.as_ref().map_or(0, |c| c.owner_mismatches());
+        for (kind, n) in [
+            (
+                "cross_tenant_question",
+                c.cross_tenant_questions.load(Ordering::Relaxed),
+            ),
+            (
+                "prefix_cache_probe",
+                c.prefix_probes_flagged.load(Ordering::Relaxed),
+            ),
+            (
+                "refused_unsalted",
+                c.refused_requests.load(Ordering::Relaxed),
+            ),
+            (
+                "context_failure",
+                c.context_failures.load(Ordering::Relaxed),
+            ),
+            ("owner_mismatch", owner),
+        ] {
+            let _ = writeln!(
+                out,
+                "secureinfer_isolation_events_total{{kind=\"{kind}\"}} {n}"
+            );
+        }
+    }
+
     /// Counters and state for operators (`GET /v1/security/isolation`, admin only).
     pub fn snapshot(&self) -> Value {
         let c = &self.counters;

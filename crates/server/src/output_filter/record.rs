@@ -240,6 +240,62 @@ impl OutputCounters {
         }
     }
 
+    /// Appends the counters as OpenMetrics text (families named without `_total`, as the
+    /// format requires; samples keep it).
+    pub fn render_prometheus(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP secureinfer_output_findings Output-guard findings in answers and prompts, by category and the action taken.\n\
+             # TYPE secureinfer_output_findings counter"
+        );
+        for f in self.findings() {
+            let _ = writeln!(
+                out,
+                "secureinfer_output_findings_total{{category=\"{}\",action=\"{}\"}} {}",
+                f.category, f.action, f.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP secureinfer_output_answers Answers the output guard scanned, and of those the ones it redacted or blocked.\n\
+             # TYPE secureinfer_output_answers counter"
+        );
+        for (outcome, n) in [
+            ("scanned", &self.answers_scanned),
+            ("redacted", &self.answers_redacted),
+            ("blocked", &self.answers_blocked),
+        ] {
+            let _ = writeln!(
+                out,
+                "secureinfer_output_answers_total{{outcome=\"{outcome}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP secureinfer_output_prompts Prompts redacted or refused by OUTPUT_SCAN_PROMPTS before going upstream.\n\
+             # TYPE secureinfer_output_prompts counter"
+        );
+        for (outcome, n) in [
+            ("redacted", &self.prompts_redacted),
+            ("blocked", &self.prompts_blocked),
+        ] {
+            let _ = writeln!(
+                out,
+                "secureinfer_output_prompts_total{{outcome=\"{outcome}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP secureinfer_output_canaries_planted Per-request canaries planted in system prompts.\n\
+             # TYPE secureinfer_output_canaries_planted counter\n\
+             secureinfer_output_canaries_planted_total {}",
+            self.canaries_planted.load(Ordering::Relaxed)
+        );
+    }
+
     /// Non-zero finding counts by category and action (for a metrics exporter).
     pub fn findings(&self) -> Vec<FindingCount> {
         let actions = [Action::Redact, Action::Block, Action::Log, Action::Off];

@@ -38,6 +38,10 @@ pub fn render(state: &AppState, headers: &HeaderMap, dedicated: bool) -> Respons
         .model_integrity_checks(counters.checks_total, counters.failed_checks_total);
     let mut text = state.metrics.render();
     append_limiter(state, &mut text);
+    let mut controls = String::new();
+    state.output.counters.render_prometheus(&mut controls);
+    state.isolation.render_prometheus(&mut controls);
+    insert_before_eof(&mut text, &controls);
     let mut resp = (StatusCode::OK, text).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -74,10 +78,7 @@ fn append_limiter(state: &AppState, text: &mut String) {
         fixed.push_str(&line);
         fixed.push('\n');
     }
-    match text.rfind("# EOF") {
-        Some(at) => text.insert_str(at, &fixed),
-        None => text.push_str(&fixed),
-    }
+    insert_before_eof(text, &fixed);
 }
 
 /// Prometheus metrics of this gateway.
@@ -119,4 +120,12 @@ pub async fn serve_dedicated(state: AppState, host: &str, port: u16) -> anyhow::
         }
     });
     Ok(())
+}
+
+/// OpenMetrics ends with `# EOF`; families appended later must come before it.
+fn insert_before_eof(text: &mut String, extra: &str) {
+    match text.rfind("# EOF") {
+        Some(at) => text.insert_str(at, extra),
+        None => text.push_str(extra),
+    }
 }

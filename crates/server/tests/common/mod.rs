@@ -9,8 +9,8 @@ pub mod limits;
 pub mod model_store;
 pub mod pg;
 pub mod process;
-pub mod redis;
 pub mod prom;
+pub mod redis;
 
 use std::collections::HashMap;
 
@@ -140,6 +140,7 @@ pub async fn replica_of(first: &Gateway, vars: &[(&str, &str)]) -> Gateway {
         key: first.key.clone(),
         tenant_id: first.tenant_id.clone(),
         client: client(),
+        database_url: db.clone(),
         _dir: tempfile::tempdir().unwrap(),
     }
 }
