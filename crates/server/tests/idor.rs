@@ -168,6 +168,17 @@ async fn tenant_keys_cannot_use_admin_endpoints_on_a() {
             .put(url(&format!("/v1/tenants/{a_id}/policy")))
             .json(&json!({"risk_threshold_warn": 99, "risk_threshold_block": 100})),
         client.get(url("/v1/security/isolation")),
+        client
+            .put(url(&format!("/v1/tenants/{a_id}/prob-policy")))
+            .json(&json!({"logprobs": "full"})),
+        client
+            .put(url(&format!("/v1/tenants/{a_id}/limits")))
+            .json(&json!({"tier": null})),
+        client
+            .put(url(&format!("/v1/tenants/{a_id}/output-policy")))
+            .json(&json!({"pii": "off"})),
+        client.get(url("/v1/audit")),
+        client.post(url("/v1/security/verify")),
     ];
     for rb in attempts {
         let resp = rb.bearer_auth(&b_key).send().await.unwrap();
@@ -185,6 +196,25 @@ async fn tenant_keys_cannot_use_admin_endpoints_on_a() {
     .await;
     assert_eq!(v["status"], "active");
     assert!(v["risk_thresholds"].is_null(), "{v}");
+}
+
+#[tokio::test]
+async fn tenant_b_cannot_read_a_output_policy() {
+    let Setup {
+        gw, a_id, b_key, ..
+    } = setup().await;
+    let resp = gw
+        .get(&format!("/v1/tenants/{a_id}/output-policy"), Some(&b_key))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 404, None).await;
+    let resp = gw
+        .get(&format!("/v1/tenants/{a_id}/output-policy"), Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 }
 
 #[tokio::test]
@@ -224,6 +254,9 @@ async fn no_endpoint_answers_without_a_key() {
         "/v1/conversations/a-conv".to_string(),
         "/v1/security/isolation".to_string(),
         "/v1/tenants".to_string(),
+        format!("/v1/tenants/{a_id}/output-policy"),
+        "/v1/audit".to_string(),
+        "/v1/security/verify".to_string(),
     ] {
         let resp = gw.get(&path, None).send().await.unwrap();
         expect_error(resp, 401, Some("invalid_api_key")).await;
