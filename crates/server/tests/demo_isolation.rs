@@ -17,7 +17,7 @@ fn the_isolation_demo_passes_every_check() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("9 checks held, 0 failed"), "{stdout}");
+    assert!(stdout.contains("10 checks held, 0 failed"), "{stdout}");
     // The naive gateway leaks; the isolated one answers B from B's empty history.
     let naive = stdout.split("Without isolation").nth(1).unwrap();
     assert!(naive.contains("123-45-6789"), "{stdout}");

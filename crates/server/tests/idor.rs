@@ -210,7 +210,10 @@ async fn tenant_b_cannot_read_a_output_policy() {
         .unwrap();
     expect_error(resp, 404, None).await;
     let resp = gw
-        .get(&format!("/v1/tenants/{a_id}/output-policy"), Some(ADMIN_KEY))
+        .get(
+            &format!("/v1/tenants/{a_id}/output-policy"),
+            Some(ADMIN_KEY),
+        )
         .send()
         .await
         .unwrap();

@@ -42,14 +42,28 @@ async fn events(gw: &Gateway, key: &str, kind: &str) -> Vec<Value> {
     v["data"].as_array().unwrap().clone()
 }
 
+/// These tests pin which verdict the cross-tenant factor alone gives (WARN, or below it), so
+/// the learned detector, which scores the same questions on its own, is left out.
+const NO_CLASSIFIER: (&str, &str) = ("CLASSIFIER_ENABLED", "false");
+
 /// The seed's exercise: A tells a secret, B tries to get it back.
 async fn secret_stays_with_its_tenant(gw: &Gateway) {
     let (b_id, b_key) = gw.create_tenant("tenant-b").await;
     answer(say(gw, &gw.key, CONV, &chat(SECRET)).await).await;
 
-    // A's conversation remembers.
+    // A's conversation remembers (the output guard redacts the number in the answer; the
+    // stored history, which only A can read, keeps A's own words).
     let a = answer(say(gw, &gw.key, CONV, &chat("What did I tell you?")).await).await;
-    assert!(a.contains("123-45-6789"), "{a}");
+    assert!(a.contains("My SSN is [REDACTED:SSN]"), "{a}");
+    let own: Value = gw
+        .get(&format!("/v1/conversations/{CONV}"), Some(&gw.key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(own.to_string().contains("123-45-6789"), "{own}");
 
     // B names the same conversation id and asks for it: B's conversation is empty.
     let resp = say(
@@ -68,7 +82,12 @@ async fn secret_stays_with_its_tenant(gw: &Gateway) {
     let ev = events(gw, &b_key, "prompt_risk").await;
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert_eq!(ev[0]["tenant_id"], b_id.as_str());
-    assert_eq!(ev[0]["reasons"], json!(["cross_tenant_probing"]));
+    // The learned detector may name itself too; the probing factor must be there.
+    let reasons = ev[0]["reasons"].as_array().unwrap();
+    assert!(
+        reasons.contains(&json!("cross_tenant_probing")),
+        "{reasons:?}"
+    );
     assert!(ev[0]["detail"]["patterns"].to_string().contains("tenant."));
     assert!(events(gw, &gw.key, "prompt_risk").await.is_empty());
 
@@ -109,7 +128,7 @@ async fn secret_stays_with_its_tenant(gw: &Gateway) {
 
 #[tokio::test]
 async fn in_process_context_is_isolated() {
-    let gw = gateway(&[]).await;
+    let gw = gateway(&[NO_CLASSIFIER]).await;
     secret_stays_with_its_tenant(&gw).await;
 }
 
@@ -118,7 +137,7 @@ async fn redis_context_is_isolated() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let gw = gateway(&[("REDIS_URL", redis.url.as_str())]).await;
+    let gw = gateway(&[("REDIS_URL", redis.url.as_str()), NO_CLASSIFIER]).await;
     secret_stays_with_its_tenant(&gw).await;
     let health: Value = gw
         .get("/health", None)
@@ -213,8 +232,8 @@ async fn bad_or_disabled_conversation_ids_are_refused() {
 #[tokio::test]
 async fn short_output_prefix_extensions_are_flagged() {
     let gw = gateway(&[]).await;
-    let mut guess = String::from("The admin password is");
-    for piece in [" h", "u", "n", "t", "e", "r"] {
+    let mut guess = String::from("Our next team offsite is in");
+    for piece in [" L", "i", "s", "b", "o", "n"] {
         let mut body = chat(&guess);
         body["max_tokens"] = 1.into();
         assert_eq!(gw.chat(&body).await.status(), 200);
@@ -226,8 +245,8 @@ async fn short_output_prefix_extensions_are_flagged() {
 
     // The same prompts with ordinary output lengths are not probes.
     let gw = gateway(&[]).await;
-    let mut text = String::from("The admin password is");
-    for piece in [" h", "u", "n", "t", "e", "r"] {
+    let mut text = String::from("Our next team offsite is in");
+    for piece in [" L", "i", "s", "b", "o", "n"] {
         assert_eq!(gw.chat(&chat(&text)).await.status(), 200);
         text.push_str(piece);
     }

@@ -142,16 +142,22 @@ impl Classifier {
                 continue;
             }
             let text = self.normalize(m.text, &mut buf);
+            if !long_enough(text) {
+                continue;
+            }
             let (z, n) = self.logit_normalized(text, &dense);
             best = best.max(z);
             chunks += n;
         }
-        if chunks == 0 {
+        let points = if chunks == 0 {
+            // Nothing long enough to read: the logit is the model's prior, not a verdict.
             best = self.logit_normalized("", &dense).0;
-        }
-        let points = (self.manifest.calibration.points(best) * weight.clamp(0.0, 2.0))
-            .round()
-            .clamp(0.0, 95.0) as u8;
+            0
+        } else {
+            (self.manifest.calibration.points(best) * weight.clamp(0.0, 2.0))
+                .round()
+                .clamp(0.0, 95.0) as u8
+        };
         LearnedScore {
             logit: best,
             probability: 1.0 / (1.0 + (-best).exp()),
@@ -159,6 +165,20 @@ impl Classifier {
             chunks,
         }
     }
+}
+
+/// Messages with fewer non-space characters than this (after normalisation) are left to the
+/// heuristics. On a few characters the model has almost no n-grams to weigh, so its verdict is
+/// mostly its bias: "rules?" scored 84 and "hi" 33 before this floor. Short attacks ("you are
+/// DAN now") are what the pattern catalogue already catches.
+pub const MIN_SCORED_CHARS: usize = 20;
+
+fn long_enough(text: &str) -> bool {
+    text.chars()
+        .filter(|c| !c.is_whitespace())
+        .take(MIN_SCORED_CHARS)
+        .count()
+        >= MIN_SCORED_CHARS
 }
 
 #[inline]

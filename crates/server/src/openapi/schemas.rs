@@ -178,6 +178,14 @@ pub struct Health {
     pub upstream: Value,
     #[schema(value_type = Object)]
     pub model_integrity: Value,
+    /// Limiter backend (`memory` or `redis`), Redis failure policy and counters.
+    #[schema(value_type = Object)]
+    pub rate_limits: Value,
+    /// Whether the upstream's prefix cache is salted per tenant.
+    #[schema(value_type = Object)]
+    pub prefix_cache: Value,
+    /// Start-up warnings still in force (e.g. an upstream whose cache cannot be salted).
+    pub warnings: Vec<String>,
     pub version: String,
 }
 
@@ -269,6 +277,10 @@ pub struct ScanResult {
     pub factors: Vec<String>,
     #[schema(value_type = Vec<Object>)]
     pub reasons: Vec<Value>,
+    /// The learned detector's raw verdict (`logit`, `probability`, `points`, `chunks`), or
+    /// absent when CLASSIFIER_ENABLED=false.
+    #[schema(value_type = Option<Object>)]
+    pub classifier: Option<Value>,
     #[schema(value_type = Object)]
     pub obfuscation: Value,
 }

@@ -37,6 +37,15 @@ impl SqliteStore {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
         }
         let in_memory = url.contains(":memory:");
+        if !in_memory {
+            // Migrate over one connection before the pool opens more: on a fresh file the
+            // first writes and the pool's own connects otherwise race for the write lock
+            // ("database is locked" under load).
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+            MIGRATOR.run(&mut conn).await?;
+            conn.close().await?;
+        }
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists per connection: keep exactly one.
             .max_connections(if in_memory { 1 } else { 8 })
@@ -45,7 +54,9 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        if in_memory {
+            MIGRATOR.run(&pool).await?;
+        }
         Ok(SqliteStore { pool })
     }
 }
