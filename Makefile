@@ -50,7 +50,7 @@ ci: ## exactly what CI runs
 bench: ## criterion benches of the detection core
 	$(CARGO) bench -p secureinfer-guard
 
-demo-%: ## an attack demo against an in-process gateway: demo-injection, demo-extraction, demo-tampering, ...
+demo-%: ## an attack demo against an in-process gateway: demo-injection, demo-extraction, demo-tampering, demo-dos, demo-leak, demo-isolation
 	$(CARGO) run --release -q -p secureinfer -- demo $*
 
 # --- Docker Compose: gateway + Redis + Ollama ----------------------------------------------
