@@ -24,6 +24,7 @@ pub mod request_log;
 pub mod routes;
 pub mod scan_cli;
 pub mod server;
+pub mod spans;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

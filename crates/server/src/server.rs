@@ -228,6 +228,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::select! {
         result = &mut server => {
             audit.flush().await;
+            crate::telemetry::flush().await;
             return Ok(result??);
         }
         _ = shutdown_signal() => {}
@@ -251,5 +252,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             );
         }
     }
+    // Last, so the spans of the requests just drained are in the final export.
+    crate::telemetry::flush().await;
     Ok(())
 }

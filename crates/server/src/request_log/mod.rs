@@ -14,6 +14,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
 pub use trace::{
     Outcome, RequestTrace, StreamWatch, prompt_verdict, upstream_full, upstream_stream_opened,
@@ -67,14 +68,15 @@ pub async fn request_log(State(state): State<AppState>, mut req: Request, next: 
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
+        .unwrap_or_else(|| crate::spans::UNMATCHED.to_string());
     let method = req.method().clone();
+    let span = crate::spans::request(&method, &route, &id, req.headers());
     let trace = RequestTrace::default();
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(trace.clone());
     state.metrics.request_started();
 
-    let mut resp = next.run(req).await;
+    let mut resp = next.run(req).instrument(span.clone()).await;
     let until_headers = started.elapsed();
 
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -92,6 +94,7 @@ pub async fn request_log(State(state): State<AppState>, mut req: Request, next: 
     let finished = Finished {
         state: state.clone(),
         trace,
+        span,
         started,
         until_headers,
         id,
@@ -111,6 +114,9 @@ pub async fn request_log(State(state): State<AppState>, mut req: Request, next: 
 struct Finished {
     state: AppState,
     trace: RequestTrace,
+    /// The request's span: it ends when this is dropped (and the upstream span of a stream
+    /// has ended), after `emit` completed it.
+    span: tracing::Span,
     started: Instant,
     until_headers: std::time::Duration,
     id: String,
@@ -153,6 +159,7 @@ impl Finished {
         } else {
             "client_disconnected"
         });
+        crate::spans::request_finished(&self.span, self.status, tenant.as_deref(), &o);
         let fields = LineFields {
             id: &self.id,
             route: &self.route,

@@ -133,16 +133,26 @@ pub struct StreamWatch {
     trace: RequestTrace,
     started: Instant,
     first_token: bool,
+    /// The upstream call's span, ended (dropped) with the stream.
+    span: tracing::Span,
+    usage: Option<Usage>,
 }
 
 impl StreamWatch {
     /// `upstream_started`: when the request was sent upstream.
-    pub fn new(state: &AppState, trace: &RequestTrace, upstream_started: Instant) -> Self {
+    pub fn new(
+        state: &AppState,
+        trace: &RequestTrace,
+        upstream_started: Instant,
+        span: tracing::Span,
+    ) -> Self {
         StreamWatch {
             state: state.clone(),
             trace: trace.clone(),
             started: upstream_started,
             first_token: false,
+            span,
+            usage: None,
         }
     }
 
@@ -161,6 +171,7 @@ impl StreamWatch {
                 .time_to_first_token(kind, self.started.elapsed());
         }
         if usage.is_some() {
+            self.usage = usage;
             self.trace.update(|o| o.usage = usage);
         }
     }
@@ -176,5 +187,13 @@ impl StreamWatch {
             .metrics
             .upstream_call(kind, "stream", outcome, self.started.elapsed());
         self.trace.update(|o| o.stream_end = Some(how));
+        if let Some(u) = self.usage {
+            crate::spans::upstream_usage(&self.span, u.prompt_tokens, u.completion_tokens);
+        }
+        self.span.record("secureinfer.stream_end", how);
+        if how == "upstream_failed" {
+            crate::spans::upstream_failed(&self.span);
+        }
+        // `self.span` drops here: the upstream span ends when the stream does.
     }
 }

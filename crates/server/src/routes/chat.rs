@@ -13,6 +13,7 @@ use secureinfer_guard::Decision;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -22,6 +23,7 @@ use crate::isolation;
 use crate::openai::{Usage, ValidatedChat, parse_chat, read_body};
 use crate::output_filter::{FindingLog, Relay, RequestFacts, ResponseGuard};
 use crate::request_log::{self, RequestId, RequestTrace, StreamWatch};
+use crate::spans;
 use crate::upstream::{ChunkStream, UpstreamError};
 
 /// Chunks buffered between the upstream reader and a slow client.
@@ -64,11 +66,15 @@ pub async fn chat_completions(
     let prob = state.extraction.check_request(&tenant, &mut chat).await?;
     let observed = state.extraction.observe(&tenant.id, &chat, &prob).await;
 
+    let gate_span = spans::gate();
     let verdict = state
         .gate
         .assess_async(&chat.typed.messages, tenant.thresholds)
+        .instrument(gate_span.clone())
         .await
         .with_extraction(observed.as_ref().map(|o| &o.assessment));
+    spans::gate_verdict(&gate_span, &verdict);
+    drop(gate_span);
     request_log::prompt_verdict(&state, &trace, &verdict, &chat);
     let escalated = observed.as_ref().is_some_and(|o| o.escalated);
     let gate_records = verdict.decision != Decision::Allow || escalated;
@@ -128,14 +134,25 @@ pub async fn chat_completions(
     // Refusals before this point (gate, prompt scanning) give the whole reservation back.
     ticket.mark_sent();
     let upstream_started = Instant::now();
-    let mut resp = if chat.typed.streaming() {
-        let opened = state.upstream.chat_stream(&chat).await;
+    let streamed = chat.typed.streaming();
+    let upstream_span =
+        spans::upstream(state.upstream.kind().as_str(), &chat.typed.model, streamed);
+    let mut resp = if streamed {
+        let opened = state
+            .upstream
+            .chat_stream(&chat)
+            .instrument(upstream_span.clone())
+            .await;
+        if opened.is_err() {
+            spans::upstream_failed(&upstream_span);
+        }
         request_log::upstream_stream_opened(&state, &trace, upstream_started, &opened);
         // The ticket sees the upstream's own chunks (and its usage) before any output policy.
         let upstream = ticket.watch(opened?);
         let upstream = extraction::guard_stream(upstream, guard);
         let upstream = isolation::Turn::wrap(turn, upstream);
-        let watch = StreamWatch::new(&state, &trace, upstream_started);
+        // The watch carries the upstream span to the relay task: it ends with the stream.
+        let watch = StreamWatch::new(&state, &trace, upstream_started, upstream_span);
         stream_response(
             upstream,
             &chat,
@@ -145,7 +162,20 @@ pub async fn chat_completions(
             watch,
         )
     } else {
-        let completion = state.upstream.chat(&chat).await;
+        let completion = state
+            .upstream
+            .chat(&chat)
+            .instrument(upstream_span.clone())
+            .await;
+        match &completion {
+            Ok(c) => {
+                if let Some(u) = c.usage {
+                    spans::upstream_usage(&upstream_span, u.prompt_tokens, u.completion_tokens);
+                }
+            }
+            Err(_) => spans::upstream_failed(&upstream_span),
+        }
+        drop(upstream_span);
         request_log::upstream_full(&state, &trace, upstream_started, &completion, |c| c.usage);
         let mut completion = completion?;
         ticket.finish_with(&completion).await;
