@@ -43,7 +43,7 @@ async fn stream_once(http: &reqwest::Client, gw: &DemoGateway, req: &Value, to_e
         .send()
         .await
         .unwrap();
-    assert!(resp.status().is_success());
+    assert!(resp.status().is_success(), "status {}", resp.status());
     let mut buf = Vec::new();
     while let Some(bytes) = resp.chunk().await.unwrap() {
         buf.extend_from_slice(&bytes);
@@ -78,7 +78,7 @@ async fn complete_once(http: &reqwest::Client, gw: &DemoGateway, req: &Value) {
         .send()
         .await
         .unwrap();
-    assert!(resp.status().is_success());
+    assert!(resp.status().is_success(), "status {}", resp.status());
     let _ = resp.bytes().await.unwrap();
 }
 
@@ -89,12 +89,28 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let (on, off) = rt.block_on(async {
-        let on = start_gateway(SecurityMode::Enforce, &[("LOG_LEVEL", "error")])
-            .await
-            .unwrap();
+        // Thousands of identical requests from one client: no abuse limits and no extraction
+        // detector (both would rightly stop the flood) in either gateway.
+        let on = start_gateway(
+            SecurityMode::Enforce,
+            &[
+                ("LOG_LEVEL", "error"),
+                ("RATE_LIMIT_RPM", "0"),
+                ("TENANT_RATE_LIMIT_RPM", "0"),
+                ("EXTRACTION_DETECTION", "false"),
+            ],
+        )
+        .await
+        .unwrap();
         let off = start_gateway(
             SecurityMode::Enforce,
-            &[("LOG_LEVEL", "error"), ("OUTPUT_GUARD_ENABLED", "false")],
+            &[
+                ("LOG_LEVEL", "error"),
+                ("RATE_LIMIT_RPM", "0"),
+                ("TENANT_RATE_LIMIT_RPM", "0"),
+                ("EXTRACTION_DETECTION", "false"),
+                ("OUTPUT_GUARD_ENABLED", "false"),
+            ],
         )
         .await
         .unwrap();

@@ -66,15 +66,14 @@ pub fn scratch_database_url() -> String {
     }
 }
 
-/// Starts the real router in-process. `vars` override the defaults (mock upstream, dev mode).
-pub async fn gateway(vars: &[(&str, &str)]) -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
+/// Gateway state on database `db`: development mode, the mock upstream, the test admin key,
+/// then `vars` on top.
+async fn state_on(db: &str, vars: &[(&str, &str)]) -> secureinfer::app::AppState {
     let mut map: HashMap<String, String> = HashMap::new();
-    let db = database_url(dir.path());
     for (k, v) in [
         ("SECUREINFER_ENV", "development"),
         ("LOG_LEVEL", "warn"),
-        ("DATABASE_URL", db.as_str()),
+        ("DATABASE_URL", db),
         ("ADMIN_API_KEY", ADMIN_KEY),
         ("UPSTREAM", "mock"),
         ("MODEL_NAME", MODEL),
@@ -86,7 +85,14 @@ pub async fn gateway(vars: &[(&str, &str)]) -> Gateway {
         map.insert((*k).into(), (*v).into());
     }
     let config = secureinfer::config::Config::from_lookup(&|k| map.get(k).cloned()).unwrap();
-    let state = secureinfer::server::build_state(config).await.unwrap();
+    secureinfer::server::build_state(config).await.unwrap()
+}
+
+/// Starts the real router in-process. `vars` override the defaults (mock upstream, dev mode).
+pub async fn gateway(vars: &[(&str, &str)]) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    let state = state_on(&db, vars).await;
     let generated = secureinfer::auth::keys::generate();
     let tenant = state
         .store
@@ -112,24 +118,8 @@ pub async fn gateway(vars: &[(&str, &str)]) -> Gateway {
 /// Another gateway process-alike on the same database as `first` (same tenants and keys), with
 /// its own state otherwise: a second replica. `vars` as for [`gateway`].
 pub async fn replica_of(first: &Gateway, vars: &[(&str, &str)]) -> Gateway {
-    let mut map: HashMap<String, String> = HashMap::new();
     let db = database_url(first._dir.path());
-    for (k, v) in [
-        ("SECUREINFER_ENV", "development"),
-        ("LOG_LEVEL", "warn"),
-        ("DATABASE_URL", db.as_str()),
-        ("ADMIN_API_KEY", ADMIN_KEY),
-        ("UPSTREAM", "mock"),
-        ("MODEL_NAME", MODEL),
-        ("UPSTREAM_TIMEOUT", "5s"),
-    ] {
-        map.insert(k.into(), v.into());
-    }
-    for (k, v) in vars {
-        map.insert((*k).into(), (*v).into());
-    }
-    let config = secureinfer::config::Config::from_lookup(&|k| map.get(k).cloned()).unwrap();
-    let state = secureinfer::server::build_state(config).await.unwrap();
+    let state = state_on(&db, vars).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = secureinfer::app::router(state)
