@@ -12,6 +12,7 @@ pub mod normalize;
 pub mod output;
 pub mod scorer;
 
+pub use classifier::second::{SecondTier, SemanticScore};
 pub use classifier::{Classifier, LearnedScore, ModelError};
 pub use normalize::ObfuscationStats;
 pub use scorer::{

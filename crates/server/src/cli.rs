@@ -52,6 +52,9 @@ pub enum Command {
     },
     /// Train the learned detector from labelled JSONL (plus synthetic rows) and write the model file.
     Train(crate::train_cli::TrainArgs),
+    /// Train the semantic tier's head over MiniLM embeddings (builds with the `semantic` feature).
+    #[cfg(feature = "semantic")]
+    TrainSemantic(crate::train_semantic_cli::TrainSemanticArgs),
     /// Attack demonstrations against a gateway on the mock model.
     Demo {
         #[command(subcommand)]

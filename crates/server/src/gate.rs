@@ -117,6 +117,8 @@ pub enum GateError {
     Model { path: String, reason: String },
     #[error("the built-in classifier model does not load: {0}")]
     Builtin(secureinfer_guard::ModelError),
+    #[error("SEMANTIC_MODEL_DIR={dir}: {reason}")]
+    Semantic { dir: String, reason: String },
 }
 
 /// Loads the learned detector the settings ask for: `None` when disabled, the file named
@@ -145,9 +147,37 @@ pub fn build_guard(
     classifier: &ClassifierSettings,
 ) -> Result<Guard, GateError> {
     let guard = Guard::new(GuardConfig { score_system })?;
-    Ok(match load_classifier(classifier)? {
+    let guard = match load_classifier(classifier)? {
         Some(model) => guard.with_classifier(model, classifier.weight),
         None => guard,
+    };
+    Ok(match &classifier.semantic_model_dir {
+        None => guard,
+        Some(dir) => guard.with_second_tier(load_semantic(dir)?),
+    })
+}
+
+/// Loads the semantic tier from the encoder directory (read once, at start-up).
+#[cfg(feature = "semantic")]
+fn load_semantic(
+    dir: &std::path::Path,
+) -> Result<Arc<dyn secureinfer_guard::SecondTier>, GateError> {
+    crate::semantic_model::load(dir)
+        .map(|d| Arc::new(d) as Arc<dyn secureinfer_guard::SecondTier>)
+        .map_err(|reason| GateError::Semantic {
+            dir: dir.display().to_string(),
+            reason,
+        })
+}
+
+/// Without the `semantic` feature the setting is refused when parsed; this is the backstop.
+#[cfg(not(feature = "semantic"))]
+fn load_semantic(
+    dir: &std::path::Path,
+) -> Result<Arc<dyn secureinfer_guard::SecondTier>, GateError> {
+    Err(GateError::Semantic {
+        dir: dir.display().to_string(),
+        reason: "this build has no semantic encoder (build with --features semantic)".to_string(),
     })
 }
 
@@ -190,7 +220,9 @@ impl Gate {
         tenant_thresholds: Option<Thresholds>,
     ) -> Verdict {
         let chars: usize = messages.iter().map(Message::char_count).sum();
-        if chars <= INLINE_SCORE_CHARS {
+        // The semantic tier spends milliseconds per prompt it is asked about: never on the
+        // async workers.
+        if chars <= INLINE_SCORE_CHARS && !self.guard.has_second_tier() {
             return self.assess(messages, tenant_thresholds);
         }
         let gate = self.clone();

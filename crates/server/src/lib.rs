@@ -23,10 +23,14 @@ pub mod redis_pool;
 pub mod request_log;
 pub mod routes;
 pub mod scan_cli;
+#[cfg(feature = "semantic")]
+pub mod semantic_model;
 pub mod server;
 pub mod spans;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod train_cli;
+#[cfg(feature = "semantic")]
+pub mod train_semantic_cli;
 pub mod upstream;

@@ -42,6 +42,8 @@ fn main() -> ExitCode {
             Command::Scan(args) => secureinfer::scan_cli::run(args),
             Command::Model { command } => secureinfer_integrity::cli::run(command),
             Command::Train(args) => secureinfer::train_cli::run(args),
+            #[cfg(feature = "semantic")]
+            Command::TrainSemantic(args) => secureinfer::train_semantic_cli::run(args),
             Command::Demo { demo } => secureinfer::demo::run(demo).await,
             Command::MockUpstream {
                 host,

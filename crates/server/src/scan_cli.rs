@@ -40,6 +40,10 @@ pub struct ScanArgs {
     /// Multiplier for the learned detector's points, 0..=2 (defaults to CLASSIFIER_WEIGHT, then 1).
     #[arg(long, env = "CLASSIFIER_WEIGHT")]
     pub classifier_weight: Option<String>,
+    /// Directory holding the MiniLM encoder files: adds the semantic tier (builds with the
+    /// `semantic` feature only; defaults to SEMANTIC_MODEL_DIR).
+    #[arg(long, env = "SEMANTIC_MODEL_DIR")]
+    pub semantic_model_dir: Option<String>,
     /// Also score with the heuristics alone and report both (with --labels).
     #[arg(long)]
     pub compare: bool,
@@ -192,6 +196,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         "CLASSIFIER_ENABLED" => args.classifier_enabled.clone(),
         "CLASSIFIER_MODEL" => args.classifier_model.clone(),
         "CLASSIFIER_WEIGHT" => args.classifier_weight.clone(),
+        "SEMANTIC_MODEL_DIR" => args.semantic_model_dir.clone(),
         _ => None,
     };
     let classifier = crate::config::classifier_settings(&lookup)?;

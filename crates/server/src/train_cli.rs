@@ -63,13 +63,13 @@ pub struct TrainArgs {
 /// Per row: combined score, is-attack, source.
 type Scored = Vec<(u8, bool, String)>;
 
-struct Input {
-    name: String,
-    sha256: String,
-    rows: Vec<Row>,
+pub(crate) struct Input {
+    pub(crate) name: String,
+    pub(crate) sha256: String,
+    pub(crate) rows: Vec<Row>,
 }
 
-fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
+pub(crate) fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
     paths
         .iter()
         .map(|p| {
@@ -87,7 +87,7 @@ fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
         .collect()
 }
 
-fn describe(inputs: &[Input]) -> Value {
+pub(crate) fn describe(inputs: &[Input]) -> Value {
     inputs
         .iter()
         .map(|i| {
@@ -227,7 +227,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn synth_rows(g: &Grammar, n: usize, seed: u64) -> Vec<Row> {
+pub(crate) fn synth_rows(g: &Grammar, n: usize, seed: u64) -> Vec<Row> {
     synth::generate(g, n, seed)
         .into_iter()
         .map(|r| Row {

@@ -246,3 +246,30 @@ fn scan_labels_reports_the_learned_detector_and_a_comparison() {
     assert_eq!(v["heuristics_only"]["overall"]["tpr"], 0.0);
     assert!(v["overall"]["tpr_at_1pct_fpr"].is_number());
 }
+
+/// SEMANTIC_MODEL_DIR: a build without the `semantic` feature refuses it, naming the
+/// variable; a build with it refuses a directory without the encoder files.
+#[tokio::test]
+async fn semantic_model_dir_needs_the_feature_and_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let map: std::collections::HashMap<String, String> = [
+        ("DATABASE_URL", "sqlite::memory:".to_string()),
+        ("SEMANTIC_MODEL_DIR", dir.path().display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let parsed = secureinfer::config::Config::from_lookup(&|k| map.get(k).cloned());
+    if cfg!(feature = "semantic") {
+        let err = match secureinfer::server::build_state(parsed.unwrap()).await {
+            Ok(_) => panic!("an empty model directory must stop start-up"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("SEMANTIC_MODEL_DIR="), "{err}");
+        assert!(err.contains("cannot read"), "{err}");
+    } else {
+        let err = parsed.unwrap_err();
+        assert_eq!(err.var, "SEMANTIC_MODEL_DIR");
+        assert!(err.expected.contains("--features semantic"), "{}", err.expected);
+    }
+}

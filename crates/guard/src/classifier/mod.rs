@@ -12,6 +12,7 @@
 
 pub mod features;
 mod model;
+pub mod second;
 pub mod synth;
 pub mod train;
 
@@ -42,6 +43,32 @@ pub struct LearnedScore {
     pub points: u8,
     /// Chunks scored (long messages are split, never truncated).
     pub chunks: u32,
+    /// Where the logit falls against the calibration (decides whether tier 2 is asked).
+    pub band: Band,
+}
+
+/// Where a logit falls against the calibration cut points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Band {
+    /// Below the floor: the detector adds nothing.
+    Clear,
+    /// In `[floor, block)`: the detector is unsure; the second tier may be asked.
+    Borderline,
+    /// At or above the block point.
+    Confident,
+}
+
+impl Calibration {
+    pub fn band(&self, logit: f32) -> Band {
+        if !logit.is_finite() || logit < self.floor {
+            Band::Clear
+        } else if logit < self.block {
+            Band::Borderline
+        } else {
+            Band::Confident
+        }
+    }
 }
 
 /// A loaded model. Cheap to share (`Arc`), immutable, `Send + Sync`.
@@ -163,6 +190,7 @@ impl Classifier {
             probability: 1.0 / (1.0 + (-best).exp()),
             points,
             chunks,
+            band: self.manifest.calibration.band(best),
         }
     }
 }
@@ -173,7 +201,7 @@ impl Classifier {
 /// DAN now") are what the pattern catalogue already catches.
 pub const MIN_SCORED_CHARS: usize = 20;
 
-fn long_enough(text: &str) -> bool {
+pub(crate) fn long_enough(text: &str) -> bool {
     text.chars()
         .filter(|c| !c.is_whitespace())
         .take(MIN_SCORED_CHARS)

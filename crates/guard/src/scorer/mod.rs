@@ -10,6 +10,7 @@
 mod catalogue;
 mod types;
 
+use crate::classifier::second::{self, SecondTier};
 use crate::classifier::{self, Classifier};
 use crate::normalize::{Normalized, Normalizer, ObfuscationStats, ViewKind};
 pub use catalogue::{CatalogueError, FACTORS};
@@ -50,6 +51,7 @@ pub struct Guard {
     cat: catalogue::Catalogue,
     norm: Normalizer,
     learned: Option<Learned>,
+    second: Option<std::sync::Arc<dyn SecondTier>>,
 }
 
 /// The learned detector and how much its points count (1.0 = as calibrated).
@@ -88,6 +90,7 @@ impl Guard {
             cat,
             norm,
             learned: None,
+            second: None,
         })
     }
 
@@ -102,6 +105,17 @@ impl Guard {
         };
         self.learned = Some(Learned { model, weight });
         self
+    }
+
+    /// Adds the second learned tier (the semantic encoder): asked only for prompts the first
+    /// tier finds borderline, its points join as the `semantic` factor (max, like tier 1).
+    pub fn with_second_tier(mut self, tier: std::sync::Arc<dyn SecondTier>) -> Guard {
+        self.second = Some(tier);
+        self
+    }
+
+    pub fn has_second_tier(&self) -> bool {
+        self.second.is_some()
     }
 
     pub fn classifier(&self) -> Option<&Classifier> {
@@ -181,6 +195,14 @@ impl Guard {
         if let Some(l) = &self.learned {
             let s = l.model.score(msgs, &a, self.cfg.score_system, l.weight);
             classifier::apply(&mut a, s);
+        }
+        if let Some(t) = &self.second
+            && second::borderline(&a, Thresholds::default().block)
+        {
+            let texts = second::texts(msgs, self.cfg.score_system);
+            if !texts.is_empty() {
+                second::apply(&mut a, t.score(&texts));
+            }
         }
         a
     }
@@ -318,6 +340,7 @@ impl Guard {
             reasons,
             obfuscation: stats,
             learned: None,
+            semantic: None,
         }
     }
 }

@@ -48,6 +48,9 @@ pub struct Assessment {
     /// `reasons` under the `classifier` factor once they matter).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learned: Option<crate::classifier::LearnedScore>,
+    /// The second (semantic) tier's verdict, when it was asked (borderline prompts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<crate::classifier::second::SemanticScore>,
 }
 
 impl Assessment {

@@ -116,6 +116,9 @@ pub struct ClassifierSettings {
     pub model: Option<std::path::PathBuf>,
     /// Multiplier for its risk points (0..=2).
     pub weight: f32,
+    /// The MiniLM encoder files for the second (semantic) tier; only accepted by builds with
+    /// the `semantic` feature.
+    pub semantic_model_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ClassifierSettings {
@@ -124,6 +127,7 @@ impl Default for ClassifierSettings {
             enabled: true,
             model: None,
             weight: 1.0,
+            semantic_model_dir: None,
         }
     }
 }

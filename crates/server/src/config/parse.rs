@@ -176,10 +176,22 @@ pub fn classifier(
             }
         },
     };
+    let semantic_model_dir = match get(lookup, "SEMANTIC_MODEL_DIR") {
+        None => None,
+        Some(raw) if !cfg!(feature = "semantic") => {
+            return Err(invalid(
+                "SEMANTIC_MODEL_DIR",
+                &raw,
+                "unset: this build has no semantic encoder (build with --features semantic)",
+            ));
+        }
+        Some(raw) => Some(std::path::PathBuf::from(raw)),
+    };
     Ok(ClassifierSettings {
         enabled: flag(lookup, "CLASSIFIER_ENABLED", true)?,
         model: get(lookup, "CLASSIFIER_MODEL").map(std::path::PathBuf::from),
         weight,
+        semantic_model_dir,
     })
 }
 

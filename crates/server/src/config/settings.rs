@@ -57,6 +57,7 @@ settings! {
     classifier_enabled: "CLASSIFIER_ENABLED" => "add the learned prompt-attack detector to the risk score (true or false)",
     classifier_model: "CLASSIFIER_MODEL" => "path of a model file from `secureinfer train` (default: the model built into the binary)",
     classifier_weight: "CLASSIFIER_WEIGHT" => "multiplier for the learned detector's risk points, 0 to 2 (0 = measure only)",
+    semantic_model_dir: "SEMANTIC_MODEL_DIR" => "directory with the MiniLM encoder files (scripts/fetch-minilm.sh): adds the semantic tier (needs a build with the semantic feature)",
     event_store_prompt: "EVENT_STORE_PROMPT" => "store the raw prompt in security events (true or false; off keeps only hash and length)",
     ollama_models: "OLLAMA_MODELS" => "Ollama model store the integrity check reads (default: ~/.ollama/models)",
     model_path: "MODEL_PATH" => "model file or directory to verify instead of the Ollama store (vLLM, llama.cpp)",
