@@ -87,7 +87,11 @@ fn main() {
 
     let t0 = std::time::Instant::now();
     let examples: Vec<(Vec<f32>, bool)> = train.iter().map(|r| (first(&r.text), r.label)).collect();
-    eprintln!("embedded {} training rows in {:.1?}", examples.len(), t0.elapsed());
+    eprintln!(
+        "embedded {} training rows in {:.1?}",
+        examples.len(),
+        t0.elapsed()
+    );
     let benign_cal: Vec<Vec<Vec<f32>>> = cal
         .iter()
         .filter(|r| !r.label)

@@ -270,6 +270,10 @@ async fn semantic_model_dir_needs_the_feature_and_the_files() {
     } else {
         let err = parsed.unwrap_err();
         assert_eq!(err.var, "SEMANTIC_MODEL_DIR");
-        assert!(err.expected.contains("--features semantic"), "{}", err.expected);
+        assert!(
+            err.expected.contains("--features semantic"),
+            "{}",
+            err.expected
+        );
     }
 }
