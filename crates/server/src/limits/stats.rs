@@ -88,12 +88,13 @@ impl Stats {
         })
     }
 
-    /// Appends the counters in Prometheus text exposition format.
+    /// Appends the counters as OpenMetrics text (counter families are named without
+    /// `_total`, their samples with it).
     pub fn render_prometheus(&self, out: &mut String, redis_configured: bool) {
         let _ = writeln!(
             out,
-            "# HELP secureinfer_rate_limit_refused_total Requests refused by an abuse limit, by limit.\n\
-             # TYPE secureinfer_rate_limit_refused_total counter"
+            "# HELP secureinfer_rate_limit_refused Requests refused by an abuse limit, by limit.\n\
+             # TYPE secureinfer_rate_limit_refused counter"
         );
         for kind in LimitKind::ALL {
             let _ = writeln!(
@@ -105,15 +106,15 @@ impl Stats {
         }
         let _ = writeln!(
             out,
-            "# HELP secureinfer_rate_limit_redis_errors_total Redis calls of the limiter that failed or timed out.\n\
-             # TYPE secureinfer_rate_limit_redis_errors_total counter\n\
+            "# HELP secureinfer_rate_limit_redis_errors Redis calls of the limiter that failed or timed out.\n\
+             # TYPE secureinfer_rate_limit_redis_errors counter\n\
              secureinfer_rate_limit_redis_errors_total {}",
             self.redis_errors.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,
-            "# HELP secureinfer_rate_limit_redis_fallback_total Limit decisions taken by RATE_LIMIT_REDIS_FAILURE while Redis was unreachable.\n\
-             # TYPE secureinfer_rate_limit_redis_fallback_total counter"
+            "# HELP secureinfer_rate_limit_redis_fallback Limit decisions taken by RATE_LIMIT_REDIS_FAILURE while Redis was unreachable.\n\
+             # TYPE secureinfer_rate_limit_redis_fallback counter"
         );
         for p in POLICIES {
             let _ = writeln!(

@@ -78,10 +78,7 @@ pub async fn set_tier(
             Some("tier".to_string()),
         ));
     }
-    let tenant = match state.store.find_tenant(&id).await? {
-        Some(t) if t.id == id => t,
-        _ => return Err(ApiError::not_found("no tenant with this id")),
-    };
+    let tenant = crate::routes::tenants::existing(&state, &id).await?;
     let tenant = state
         .store
         .set_rate_limit_tier(&tenant.id, req.tier.as_deref())

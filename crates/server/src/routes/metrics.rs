@@ -50,38 +50,14 @@ pub fn render(state: &AppState, headers: &HeaderMap, dedicated: bool) -> Respons
     resp
 }
 
-/// Adds the limiter's own counters (rendered by `limits::Stats`) before the closing `# EOF`,
-/// naming counter families without `_total` as OpenMetrics requires (samples keep it).
+/// Adds the limiter's own counters (rendered by `limits::Stats`) before the closing `# EOF`.
 fn append_limiter(state: &AppState, text: &mut String) {
     let mut extra = String::new();
     let redis = state.limits.settings().redis_url.is_some();
     state.limits.stats().render_prometheus(&mut extra, redis);
-    let counters: Vec<String> = extra
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.strip_suffix(" counter"))
-        .map(str::to_string)
-        .collect();
-    let mut fixed = String::with_capacity(extra.len());
-    for line in extra.lines() {
-        let mut line = line.to_string();
-        for name in &counters {
-            if let Some(base) = name.strip_suffix("_total") {
-                for prefix in ["# TYPE ", "# HELP "] {
-                    let from = format!("{prefix}{name} ");
-                    if line.starts_with(&from) {
-                        line = format!("{prefix}{base} {}", &line[from.len()..]);
-                    }
-                }
-            }
-        }
-        fixed.push_str(&line);
-        fixed.push('\n');
-    }
-    insert_before_eof(text, &fixed);
+    insert_before_eof(text, &extra);
 }
 
-/// Prometheus metrics of this gateway.
 #[utoipa::path(
     get,
     path = "/metrics",

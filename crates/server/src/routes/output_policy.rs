@@ -17,13 +17,7 @@ use crate::config::TenantOutputOverrides;
 use crate::error::ApiError;
 use crate::openai::read_body;
 use crate::output_filter::settings_json;
-
-async fn existing(state: &AppState, id: &str) -> Result<(), ApiError> {
-    match state.store.find_tenant(id).await? {
-        Some(t) if t.id == id => Ok(()),
-        _ => Err(ApiError::not_found("no tenant with this id")),
-    }
-}
+use crate::routes::tenants::existing;
 
 #[utoipa::path(
     get,
@@ -48,7 +42,9 @@ pub async fn get(
             return Err(ApiError::not_found("no tenant with this id"));
         }
         Principal::Tenant(_) => {}
-        Principal::Admin => existing(&state, &id).await?,
+        Principal::Admin => {
+            existing(&state, &id).await?;
+        }
     }
     let (effective, overrides) = state.output.settings_for(&*state.store, &id).await?;
     Ok(Json(json!({

@@ -293,10 +293,11 @@ pub async fn risk(
             return Err(ApiError::not_found("no tenant with this id"));
         }
         Principal::Tenant(t) => t.prob_policy.clone(),
-        Principal::Admin => match state.store.find_tenant(&tenant_id).await? {
-            Some(t) if t.id == tenant_id => t.prob_policy,
-            _ => return Err(ApiError::not_found("no tenant with this id")),
-        },
+        Principal::Admin => {
+            crate::routes::tenants::existing(&state, &tenant_id)
+                .await?
+                .prob_policy
+        }
     };
     let now = now_ms();
     let filter = EventFilter {

@@ -147,7 +147,8 @@ pub async fn list(
     ))
 }
 
-async fn existing(state: &AppState, id: &str) -> Result<Tenant, ApiError> {
+/// The tenant whose id is `id` (ids only, never names), or 404.
+pub(crate) async fn existing(state: &AppState, id: &str) -> Result<Tenant, ApiError> {
     // Path ids are ids, not names: names are an operator convenience of the CLI only.
     match state.store.find_tenant(id).await? {
         Some(t) if t.id == id => Ok(t),
