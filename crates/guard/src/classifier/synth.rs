@@ -76,6 +76,11 @@ impl Grammar {
             if line.trim().is_empty() || line.starts_with('#') {
                 continue;
             }
+            // `\#` starts an alternative with a literal `#` (a markdown heading, a comment).
+            let line = match line.strip_prefix('\\') {
+                Some(rest) if rest.starts_with('#') => rest,
+                _ => line,
+            };
             // Only a valid rule name makes a header, so alternatives such as
             // `[[ RESET CONTEXT ]]` or `[Note for AI systems]` stay alternatives.
             if let Some(name) = line
@@ -563,6 +568,9 @@ mod tests {
         for rule in ["attack", "benign", "wrap_request", "goal"] {
             assert!(g.rules.contains_key(rule), "{rule}");
         }
+        // Markdown headings and bracketed delimiters survive as alternatives.
+        assert!(g.rules["doc_page"].iter().any(|a| a.starts_with("# ")));
+        assert!(g.rules["delimiter"].iter().any(|a| a.starts_with("[[")));
     }
 
     #[test]
@@ -661,5 +669,12 @@ mod tests {
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(g.rules.len(), 1);
         assert_eq!(g.rules["a"], ["[[ RESET ]]", "[Note for AI]", "x"]);
+    }
+
+    #[test]
+    fn escaped_hashes_are_alternatives_not_comments() {
+        let g = Grammar::parse("[a]\n# a comment\n\\# Heading\\nText")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(g.rules["a"], ["# Heading\nText"]);
     }
 }
