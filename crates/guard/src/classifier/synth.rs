@@ -290,23 +290,31 @@ fn attack(g: &Grammar, rng: &mut Rng) -> (SynthRow, Option<String>) {
 
 fn benign(g: &Grammar, rng: &mut Rng) -> SynthRow {
     let roll = rng.below(100);
-    let (mut text, pos) = if roll < 42 {
+    let (mut text, pos) = if roll < 16 {
         (g.expand("benign", rng, 0), "alone")
-    } else if roll < 58 {
-        // About as many benign rows as attacks are in other languages.
+    } else if roll < 46 {
+        // Composed like the attacks, so a benign row is as rarely seen twice as an attack.
+        (g.expand("benign_composed", rng, 0), "composed")
+    } else if roll < 62 {
+        // About as many benign rows as attacks are in other languages; one to three lines
+        // of the language joined, so its rows do not repeat either.
         let lang = LANGS[rng.below(LANGS.len())];
-        (g.expand(&format!("benign.{lang}"), rng, 0), "intl")
-    } else if roll < 78 {
+        (intl_benign(g, lang, rng), "intl")
+    } else if roll < 82 {
         (in_document(g, None, rng).0, "doc")
-    } else if roll < 92 {
+    } else if roll < 93 {
         // A document that talks about instructions, rules or security, or carries a note to
-        // its human reader, without addressing the model.
-        let line = match rng.below(6) {
+        // its reader. `user_note_ai` even addresses the assistant, as injected notes do,
+        // but only gives context ("prices are in euros"), so the addressing is no signal.
+        let line = match rng.below(10) {
             0 => g.expand("trigger_q", rng, 0),
             1 => g.expand("meta_q", rng, 0),
             2 => g.expand("self_correction", rng, 0),
             3 => g.expand("reader_note", rng, 0),
             4 => g.expand("policy_quote", rng, 0),
+            5 | 6 => g.expand("user_note_ai", rng, 0),
+            7 => g.expand("bc_trigger", rng, 0),
+            8 => g.expand("doc_trigger_sentence", rng, 0),
             _ => {
                 let lang = LANGS[rng.below(LANGS.len())];
                 g.expand(&format!("benign.{lang}"), rng, 0)
@@ -318,10 +326,12 @@ fn benign(g: &Grammar, rng: &mut Rng) -> SynthRow {
         let parts: Vec<String> = (0..3 + rng.below(4))
             .map(|_| g.expand("para", rng, 0))
             .collect();
-        (
-            format!("{}\n\n{}", g.expand("task", rng, 0), parts.join("\n\n")),
-            "long",
-        )
+        let ask = if rng.chance(0.5) {
+            g.expand("task", rng, 0)
+        } else {
+            g.expand("bc_request", rng, 0)
+        };
+        (format!("{ask}\n\n{}", parts.join("\n\n")), "long")
     };
     if rng.chance(0.08) {
         text = typos(&text, rng);
@@ -333,6 +343,27 @@ fn benign(g: &Grammar, rng: &mut Rng) -> SynthRow {
         label: false,
         source: format!("synth-benign/{pos}"),
     }
+}
+
+/// One to three different benign lines of one language, joined as one message.
+fn intl_benign(g: &Grammar, lang: &str, rng: &mut Rng) -> String {
+    let rule = format!("benign.{lang}");
+    let n = match rng.below(20) {
+        0..7 => 1,
+        7..16 => 2,
+        _ => 3,
+    };
+    let mut lines: Vec<String> = Vec::with_capacity(n);
+    for _ in 0..n * 3 {
+        if lines.len() == n {
+            break;
+        }
+        let line = g.expand(&rule, rng, 0);
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    lines.join(if rng.chance(0.7) { " " } else { "\n" })
 }
 
 /// A document from the grammar, with `insert` placed at a random line or sentence break
@@ -587,6 +618,27 @@ mod tests {
         assert!(a.iter().any(|r| r.source.starts_with("synth-attack/doc")));
         assert!(a.iter().any(|r| r.source == "synth-benign/long"));
         assert!(a.iter().any(|r| r.source == "synth-benign/intl"));
+        assert!(a.iter().any(|r| r.source == "synth-benign/composed"));
+    }
+
+    #[test]
+    fn benign_rows_rarely_repeat() {
+        // Repeated benign rows would let "seen before" stand in for "benign" (with fixed
+        // lines, about 30% of benign rows in a 16k sample were copies).
+        let g = Grammar::builtin().unwrap_or_else(|e| unreachable!("{e}"));
+        let rows = generate(&g, 4_000, 5);
+        let benign: Vec<&str> = rows
+            .iter()
+            .filter(|r| !r.label)
+            .map(|r| r.text.as_str())
+            .collect();
+        let unique: std::collections::BTreeSet<&str> = benign.iter().copied().collect();
+        assert!(
+            unique.len() * 100 >= benign.len() * 90,
+            "{} of {} benign rows unique",
+            unique.len(),
+            benign.len()
+        );
     }
 
     #[test]
