@@ -1,5 +1,7 @@
-//! Cost of the learned detector (tier 1): the model alone on top of an existing heuristic
-//! assessment (what it adds per request), and the whole `Guard::score` with it enabled.
+//! Cost of the learned detector (tier 1). What it adds to a request is the difference
+//! between `guard_heuristics_only` and `guard_with_classifier` (the guard hands the model
+//! the text it already normalised); `classifier_only` is the model on its own, normalising
+//! the text itself (as `secureinfer scan` and callers without a guard do).
 //!
 //! Run: `cargo bench -p secureinfer-guard --bench classifier`.
 
@@ -53,8 +55,24 @@ fn bench(c: &mut Criterion) {
         ("benign_10kb", sized(BENIGN, 10 * 1024)),
         ("benign_100kb", sized(BENIGN, 100 * 1024)),
     ];
+    for (group_name, guard) in [
+        ("guard_heuristics_only", &heuristic),
+        ("guard_with_classifier", &combined),
+    ] {
+        let mut group = c.benchmark_group(group_name);
+        for (name, text) in &cases {
+            let msgs = [ChatMessage {
+                role: Role::User,
+                text: text.as_str(),
+            }];
+            group.throughput(Throughput::Bytes(text.len() as u64));
+            group.bench_function(*name, |b| b.iter(|| guard.score(black_box(&msgs))));
+        }
+        group.finish();
+    }
+
     let mut group = c.benchmark_group("classifier_only");
-    for (name, text) in &cases {
+    for (name, text) in cases.iter().take(3) {
         let msgs = [ChatMessage {
             role: Role::User,
             text: text.as_str(),
@@ -64,17 +82,6 @@ fn bench(c: &mut Criterion) {
         group.bench_function(*name, |b| {
             b.iter(|| model.score(black_box(&msgs), &assessment, false, 1.0))
         });
-    }
-    group.finish();
-
-    let mut group = c.benchmark_group("guard_with_classifier");
-    for (name, text) in cases.iter().take(2) {
-        let msgs = [ChatMessage {
-            role: Role::User,
-            text: text.as_str(),
-        }];
-        group.throughput(Throughput::Bytes(text.len() as u64));
-        group.bench_function(*name, |b| b.iter(|| combined.score(black_box(&msgs))));
     }
     group.finish();
 }

@@ -15,7 +15,7 @@ use crate::scorer::{Assessment, FACTORS};
 
 /// Bumped whenever the meaning of a feature changes; a model trained for another version
 /// is refused at load time.
-pub const FEATURE_VERSION: u32 = 2;
+pub const FEATURE_VERSION: u32 = 3;
 
 /// Chunk length and overlap, in bytes of normalised text. Most prompts fit one chunk; an
 /// instruction up to `CHUNK_OVERLAP` bytes long is always seen whole by some chunk.
@@ -23,11 +23,11 @@ pub const CHUNK_BYTES: usize = 512;
 pub const CHUNK_OVERLAP: usize = 128;
 
 /// Character n-gram lengths (bytes of UTF-8).
-const CHAR_MIN: usize = 3;
+const CHAR_MIN: usize = 4;
 const CHAR_MAX: usize = 5;
 
 /// Salts keep the groups apart inside one hash table.
-const SALT_WORD: u64 = 0x9e37_79b9_7f4a_7c15;
+const SALT_WORD: u64 = 0x6a09_e667_f3bc_c908;
 const SALT_BIGRAM: u64 = 0xc2b2_ae3d_27d4_eb4f;
 const SALT_CHAR: u64 = 0x1656_67b1_9e37_79f9;
 
@@ -65,7 +65,12 @@ pub fn dense_len() -> usize {
 /// The dense inputs for one request, each in `0..=1`.
 pub fn dense_features(a: &Assessment, out: &mut Vec<f32>) {
     out.clear();
-    for (f, _) in FACTORS {
+    out.extend(dense_values(a));
+}
+
+/// The dense inputs, in `dense_names` order, without allocating.
+pub fn dense_values(a: &Assessment) -> impl Iterator<Item = f32> + '_ {
+    let factors = FACTORS.iter().map(|(f, _)| {
         let max = a
             .reasons
             .iter()
@@ -73,11 +78,10 @@ pub fn dense_features(a: &Assessment, out: &mut Vec<f32>) {
             .map(|r| r.points)
             .max()
             .unwrap_or(0);
-        out.push(f32::from(max) / 100.0);
-    }
-    out.push(f32::from(a.score) / 100.0);
+        f32::from(max) / 100.0
+    });
     let o: &ObfuscationStats = &a.obfuscation;
-    for c in [
+    let counts = [
         o.invisible,
         o.bidi,
         o.tag_chars,
@@ -91,10 +95,11 @@ pub fn dense_features(a: &Assessment, out: &mut Vec<f32>) {
         o.url_encoded,
         o.rot13,
         o.hidden_hits,
-    ] {
-        // Counts matter on a log scale: 1 vs 0 says much more than 101 vs 100.
-        out.push(((1.0 + c as f32).ln() / 4.0).min(1.0));
-    }
+    ];
+    // Counts matter on a log scale: 1 vs 0 says much more than 101 vs 100.
+    factors
+        .chain(std::iter::once(f32::from(a.score) / 100.0))
+        .chain(counts.into_iter().map(|c| ((1.0 + c as f32).ln() / 4.0).min(1.0)))
 }
 
 /// Byte ranges of the chunks of `text`, on char boundaries, overlapping by `CHUNK_OVERLAP`.
@@ -124,14 +129,11 @@ pub fn chunks(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Multiply-shift finaliser: spreads a 64-bit key over the table.
+/// Multiplicative (Fibonacci) hashing: the top bits of the product depend on every key
+/// bit, and one multiply per feature is a third of a full finaliser's cost.
 #[inline]
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
+fn mix(x: u64) -> u64 {
+    x.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 #[inline]
@@ -162,31 +164,25 @@ pub fn for_each_feature(chunk: &str, bits: u32, mut f: impl FnMut(Group, usize))
 
     // Words: maximal runs of alphanumeric characters (any script).
     let mut prev: Option<u64> = None;
-    let mut i = 0usize;
-    while i < bytes.len() {
-        let is_word = |c: char| c.is_alphanumeric() || c == '\'';
-        let Some(c) = chunk.get(i..).and_then(|s| s.chars().next()) else {
-            break;
-        };
-        if !is_word(c) {
-            i += c.len_utf8();
-            continue;
-        }
-        let s = i;
-        while let Some(c) = chunk.get(i..).and_then(|s| s.chars().next()) {
-            if !is_word(c) {
-                break;
+    let mut start: Option<usize> = None;
+    let end = std::iter::once((bytes.len(), ' '));
+    for (i, c) in chunk.char_indices().chain(end) {
+        let in_word = c.is_alphanumeric() || c == '\'';
+        match (in_word, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                start = None;
+                let h = fnv1a(bytes.get(s..i).unwrap_or_default());
+                f(Group::Word, bucket(h ^ SALT_WORD));
+                nw += 1;
+                if let Some(p) = prev {
+                    f(Group::Word, bucket(p.rotate_left(17) ^ h ^ SALT_BIGRAM));
+                    nw += 1;
+                }
+                prev = Some(h);
             }
-            i += c.len_utf8();
+            _ => {}
         }
-        let h = fnv1a(bytes.get(s..i).unwrap_or_default());
-        f(Group::Word, bucket(h ^ SALT_WORD));
-        nw += 1;
-        if let Some(p) = prev {
-            f(Group::Word, bucket(p.rotate_left(17) ^ h ^ SALT_BIGRAM));
-            nw += 1;
-        }
-        prev = Some(h);
     }
 
     // Character n-grams over the bytes, with runs of whitespace read as one space.

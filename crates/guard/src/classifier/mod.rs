@@ -19,7 +19,7 @@ pub mod train;
 use serde::Serialize;
 
 use crate::normalize::{Normalized, Normalizer};
-use crate::scorer::{Assessment, ChatMessage, Role};
+use crate::scorer::{Assessment, ChatMessage};
 pub use model::{Calibration, Manifest, ModelError};
 
 /// The model shipped with this build (trained by `secureinfer train`; see docs/detection-quality.md).
@@ -75,7 +75,9 @@ impl Calibration {
 #[derive(Clone)]
 pub struct Classifier {
     manifest: Manifest,
-    weights: Vec<f32>,
+    /// The table as stored (i8 × `manifest.scale`): a quarter of the size of floats, so
+    /// the random look-ups of scoring mostly stay in a core's L2 cache.
+    weights: Vec<i8>,
     norm: Normalizer,
 }
 
@@ -88,22 +90,28 @@ impl std::fmt::Debug for Classifier {
     }
 }
 
+/// Running verdict over the messages of one request: the highest chunk score of the sparse
+/// features so far. The dense part (heuristic evidence) is the same for every chunk, so it
+/// is added once, by [`Classifier::finish`], when the heuristic assessment is complete.
+#[derive(Debug, Clone, Copy)]
+pub struct Running {
+    best: f32,
+    chunks: u32,
+}
+
+impl Default for Running {
+    fn default() -> Self {
+        Running {
+            best: f32::NEG_INFINITY,
+            chunks: 0,
+        }
+    }
+}
+
 impl Classifier {
     /// Parses and verifies a model file's bytes (checksum, version, shapes).
     pub fn from_bytes(bytes: &[u8]) -> Result<Classifier, ModelError> {
         let (manifest, weights) = model::decode(bytes)?;
-        Self::from_parts(manifest, weights)
-    }
-
-    /// The model compiled into this build.
-    pub fn builtin() -> Result<Classifier, ModelError> {
-        Self::from_bytes(BUILTIN)
-    }
-
-    pub(crate) fn from_parts(
-        manifest: Manifest,
-        weights: Vec<f32>,
-    ) -> Result<Classifier, ModelError> {
         let norm =
             Normalizer::new().map_err(|e| ModelError::Incompatible(format!("normaliser: {e}")))?;
         Ok(Classifier {
@@ -113,41 +121,88 @@ impl Classifier {
         })
     }
 
+    /// The model compiled into this build.
+    pub fn builtin() -> Result<Classifier, ModelError> {
+        Self::from_bytes(BUILTIN)
+    }
+
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 
-    /// Highest chunk logit of one already-normalised text, and the number of chunks.
-    pub fn logit_normalized(&self, text: &str, dense: &[f32]) -> (f32, u32) {
-        let m = &self.manifest;
-        let dense_part: f32 = m.dense_weights.iter().zip(dense).map(|(w, x)| w * x).sum();
+    /// Sparse part of the highest chunk logit of one already-normalised text, and the
+    /// number of chunks.
+    fn sparse_max(&self, text: &str) -> (f32, u32) {
+        let bits = self.manifest.bits;
         let mut best = f32::NEG_INFINITY;
         let mut n = 0u32;
         for chunk in features::chunks(text) {
-            let (mut sw, mut sc) = (0.0f32, 0.0f32);
-            let (nw, nc) = features::for_each_feature(chunk, m.bits, |g, b| {
-                let w = self.weights.get(b).copied().unwrap_or(0.0);
+            let (mut sw, mut sc) = (0i32, 0i32);
+            let (nw, nc) = features::for_each_feature(chunk, bits, |g, b| {
+                let w = i32::from(self.weights.get(b).copied().unwrap_or(0));
                 match g {
                     features::Group::Word => sw += w,
                     features::Group::Char => sc += w,
                 }
             });
-            let z = m.bias + dense_part + scaled(sw, nw) + scaled(sc, nc);
+            let z = self.manifest.scale * (scaled(sw, nw) + scaled(sc, nc));
             best = best.max(z);
             n += 1;
         }
         (best, n)
     }
 
+    /// Adds one already-normalised message (see [`Classifier::normalize`]) to a request's
+    /// running verdict. Messages too short to judge are skipped.
+    pub fn observe(&self, running: &mut Running, normalized: &str) {
+        if !long_enough(normalized) {
+            return;
+        }
+        let (z, n) = self.sparse_max(normalized);
+        running.best = running.best.max(z);
+        running.chunks += n;
+    }
+
+    /// The request's verdict, once the heuristic assessment (the dense inputs) is complete.
+    pub fn finish(&self, running: Running, heuristic: &Assessment, weight: f32) -> LearnedScore {
+        let m = &self.manifest;
+        let dense_part: f32 = m
+            .dense_weights
+            .iter()
+            .zip(features::dense_values(heuristic))
+            .map(|(w, x)| w * x)
+            .sum();
+        // With nothing long enough to read, the logit is the model's prior, not a verdict.
+        let sparse = if running.chunks == 0 { 0.0 } else { running.best };
+        let logit = m.bias + dense_part + sparse;
+        let points = if running.chunks == 0 {
+            0
+        } else {
+            (m.calibration.points(logit) * weight.clamp(0.0, 2.0))
+                .round()
+                .clamp(0.0, 95.0) as u8
+        };
+        LearnedScore {
+            logit,
+            probability: 1.0 / (1.0 + (-logit).exp()),
+            points,
+            chunks: running.chunks,
+            band: m.calibration.band(logit),
+        }
+    }
+
     /// The text view the model reads: NFKC, lowercased, invisible characters removed,
-    /// look-alike letters folded to ASCII when the text is mostly Latin.
+    /// look-alike letters folded to ASCII when the text is mostly Latin. The guard's
+    /// heuristic pass computes the same view and hands it over, so a request is
+    /// normalised once.
     pub fn normalize<'b>(&self, text: &str, buf: &'b mut Normalized) -> &'b str {
         let mut budget = 0usize;
         self.norm.run(text, false, &mut budget, buf);
         buf.latin_view()
     }
 
-    /// Scores the messages the heuristics scored, using their assessment as dense inputs.
+    /// Scores messages on their own, given their heuristic assessment (the guard does the
+    /// same while it scans; this is for callers holding only the model).
     pub fn score(
         &self,
         msgs: &[ChatMessage<'_>],
@@ -155,43 +210,15 @@ impl Classifier {
         score_system: bool,
         weight: f32,
     ) -> LearnedScore {
-        let mut dense = Vec::with_capacity(features::dense_len());
-        features::dense_features(heuristic, &mut dense);
         let mut buf = Normalized::default();
-        let (mut best, mut chunks) = (f32::NEG_INFINITY, 0u32);
+        let mut running = Running::default();
         for m in msgs {
-            let scored = match m.role {
-                Role::User | Role::Tool => true,
-                Role::System | Role::Developer => score_system,
-                Role::Assistant => false,
-            };
-            if !scored {
-                continue;
+            if m.role.scored(score_system) {
+                let text = self.normalize(m.text, &mut buf);
+                self.observe(&mut running, text);
             }
-            let text = self.normalize(m.text, &mut buf);
-            if !long_enough(text) {
-                continue;
-            }
-            let (z, n) = self.logit_normalized(text, &dense);
-            best = best.max(z);
-            chunks += n;
         }
-        let points = if chunks == 0 {
-            // Nothing long enough to read: the logit is the model's prior, not a verdict.
-            best = self.logit_normalized("", &dense).0;
-            0
-        } else {
-            (self.manifest.calibration.points(best) * weight.clamp(0.0, 2.0))
-                .round()
-                .clamp(0.0, 95.0) as u8
-        };
-        LearnedScore {
-            logit: best,
-            probability: 1.0 / (1.0 + (-best).exp()),
-            points,
-            chunks,
-            band: self.manifest.calibration.band(best),
-        }
+        self.finish(running, heuristic, weight)
     }
 }
 
@@ -210,8 +237,12 @@ pub(crate) fn long_enough(text: &str) -> bool {
 }
 
 #[inline]
-fn scaled(sum: f32, n: u32) -> f32 {
-    if n == 0 { 0.0 } else { sum / (n as f32).sqrt() }
+fn scaled(sum: i32, n: u32) -> f32 {
+    if n == 0 {
+        0.0
+    } else {
+        sum as f32 / (n as f32).sqrt()
+    }
 }
 
 /// Adds the learned factor to a heuristic assessment (reason, score, details). The model

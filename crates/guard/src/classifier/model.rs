@@ -5,7 +5,7 @@
 //! "SIDETECT"            8 bytes magic
 //! u32 LE                manifest length
 //! manifest              JSON (see Manifest)
-//! i16 LE × 2^bits       hashed-feature weights, multiplied by manifest.scale
+//! i8 × 2^bits          hashed-feature weights, multiplied by manifest.scale
 //! [u8; 32]              SHA-256 of everything above
 //! ```
 
@@ -44,7 +44,7 @@ pub struct Manifest {
     pub bits: u32,
     pub chunk_bytes: usize,
     pub chunk_overlap: usize,
-    /// Multiplier turning the stored i16 weights into floats.
+    /// Multiplier turning the stored i8 weights into floats.
     pub scale: f32,
     pub bias: f32,
     pub dense_names: Vec<String>,
@@ -89,12 +89,13 @@ impl Calibration {
     }
 }
 
-pub const FORMAT: u32 = 1;
+/// 2: the table is stored as i8 (1: i16).
+pub const FORMAT: u32 = 2;
 
 /// Serialises a model. `weights` has `2^manifest.bits` entries.
-pub fn encode(manifest: &Manifest, weights: &[i16]) -> Vec<u8> {
+pub fn encode(manifest: &Manifest, weights: &[i8]) -> Vec<u8> {
     let json = serde_json::to_vec_pretty(manifest).unwrap_or_default();
-    let mut out = Vec::with_capacity(8 + 4 + json.len() + weights.len() * 2 + 32);
+    let mut out = Vec::with_capacity(8 + 4 + json.len() + weights.len() + 32);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
     out.extend_from_slice(&json);
@@ -107,7 +108,7 @@ pub fn encode(manifest: &Manifest, weights: &[i16]) -> Vec<u8> {
 }
 
 /// Parses and checks a model file: checksum, format, feature version and shapes.
-pub fn decode(bytes: &[u8]) -> Result<(Manifest, Vec<f32>), ModelError> {
+pub fn decode(bytes: &[u8]) -> Result<(Manifest, Vec<i8>), ModelError> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(ModelError::BadMagic);
     }
@@ -138,12 +139,12 @@ pub fn decode(bytes: &[u8]) -> Result<(Manifest, Vec<f32>), ModelError> {
     check(&m)?;
     let table = body.get(12 + len..).unwrap_or_default();
     let n = 1usize << m.bits;
-    if table.len() != 2 * n {
+    if table.len() != n {
         return Err(ModelError::Truncated("weight table has the wrong length"));
     }
     let weights = table
-        .chunks_exact(2)
-        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) * m.scale)
+        .iter()
+        .map(|&b| i8::from_le_bytes([b]))
         .collect();
     Ok((m, weights))
 }

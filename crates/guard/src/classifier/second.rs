@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::scorer::{Assessment, ChatMessage, Reason, Role};
+use crate::scorer::{Assessment, ChatMessage, Reason};
 
 /// Factor and reason id the second tier reports under.
 pub const FACTOR: &str = "semantic";
@@ -50,11 +50,7 @@ pub(crate) fn borderline(a: &Assessment, block_points: u8) -> bool {
 /// model to judge.
 pub(crate) fn texts<'a>(msgs: &'a [ChatMessage<'a>], score_system: bool) -> Vec<&'a str> {
     msgs.iter()
-        .filter(|m| match m.role {
-            Role::User | Role::Tool => true,
-            Role::System | Role::Developer => score_system,
-            Role::Assistant => false,
-        })
+        .filter(|m| m.role.scored(score_system))
         .map(|m| m.text)
         .filter(|t| super::long_enough(t))
         .collect()

@@ -1,6 +1,6 @@
 //! Training the learned detector: logistic regression by AdaGrad over shuffled chunks,
 //! deterministic for a given seed and input order (single thread, fixed hashing, a
-//! seeded shuffle), then quantised to i16 and calibrated on held-out rows.
+//! seeded shuffle), then quantised to i8 and calibrated on held-out rows.
 //!
 //! Long rows are split into chunks exactly as at scoring time. A benign row's chunks are all
 //! benign, but only some chunks of an attack row carry the attack (an instruction buried in
@@ -271,15 +271,18 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> LinearModel {
     model
 }
 
-/// Rounds the table to i16 with one scale; returns the stored integers and the model as
+/// Rounds the table to i8 with one scale; returns the stored integers and the model as
 /// it will score after loading (calibrate on that one, not on the unrounded weights).
-pub fn quantize(m: &LinearModel) -> (Vec<i16>, f32, LinearModel) {
+/// One byte per weight keeps the table small enough for the random look-ups of scoring to
+/// hit a core's cache; the rounding errors of a chunk's many features average out (a
+/// chunk's sum is divided by the square root of their count).
+pub fn quantize(m: &LinearModel) -> (Vec<i8>, f32, LinearModel) {
     let max = m.weights.iter().fold(0.0f32, |a, w| a.max(w.abs()));
-    let scale = if max > 0.0 { max / 32767.0 } else { 1.0 };
-    let q: Vec<i16> = m
+    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    let q: Vec<i8> = m
         .weights
         .iter()
-        .map(|w| (w / scale).round().clamp(-32767.0, 32767.0) as i16)
+        .map(|w| (w / scale).round().clamp(-127.0, 127.0) as i8)
         .collect();
     let deq = LinearModel {
         bits: m.bits,
@@ -332,7 +335,7 @@ pub fn calibrate(benign_logits: &[f32], t: CalibrationTargets) -> Calibration {
 
 /// Packs a trained model into the file format, with `provenance` in its manifest.
 pub fn package(
-    quantized: &[i16],
+    quantized: &[i8],
     scale: f32,
     m: &LinearModel,
     calibration: Calibration,
@@ -357,7 +360,7 @@ pub fn package(
 /// A trained, quantised and calibrated model, before it is written out.
 #[derive(Debug, Clone)]
 pub struct Trained {
-    quantized: Vec<i16>,
+    quantized: Vec<i8>,
     scale: f32,
     /// The model exactly as it scores after loading.
     pub model: LinearModel,

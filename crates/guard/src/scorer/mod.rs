@@ -71,6 +71,8 @@ struct Scan {
     bufs: Vec<Normalized>,
     matches: Vec<usize>,
     flags: Vec<bool>,
+    /// The learned detector's verdict so far (fed the same normalised text).
+    learned: classifier::Running,
 }
 
 const PLAIN: u8 = 1;
@@ -157,17 +159,13 @@ impl Guard {
             bufs: Vec::new(),
             matches: Vec::new(),
             flags: Vec::new(),
+            learned: classifier::Running::default(),
         };
         let mut per_msg = vec![0u8; n];
         let mut attempts = 0u32;
         let mut tool_hit = false;
         for m in msgs {
-            let scored = match m.role {
-                Role::User | Role::Tool => true,
-                Role::System | Role::Developer => self.cfg.score_system,
-                Role::Assistant => false,
-            };
-            if !scored {
+            if !m.role.scored(self.cfg.score_system) {
                 continue;
             }
             per_msg.iter_mut().for_each(|s| *s = 0);
@@ -191,9 +189,10 @@ impl Guard {
             attempts += u32::from(attack_like);
             tool_hit |= attack_like && m.role == Role::Tool;
         }
+        let learned = scan.learned;
         let mut a = self.combine(scan, attempts, tool_hit);
         if let Some(l) = &self.learned {
-            let s = l.model.score(msgs, &a, self.cfg.score_system, l.weight);
+            let s = l.model.finish(learned, &a, l.weight);
             classifier::apply(&mut a, s);
         }
         if let Some(t) = &self.second
@@ -211,6 +210,13 @@ impl Guard {
         let mut norm = scan.bufs.pop().unwrap_or_default();
         self.norm
             .run(text, depth < MAX_DEPTH, &mut scan.budget, &mut norm);
+        if depth == 0
+            && let Some(l) = &self.learned
+        {
+            // The model reads the message's own text, not payloads decoded from it; the
+            // view is the one it was trained on (see `Classifier::normalize`).
+            l.model.observe(&mut scan.learned, norm.latin_view());
+        }
         for (kind, view) in norm.views() {
             self.candidates(view, scan);
             let seen = &scan.seen;
@@ -256,6 +262,7 @@ impl Guard {
             bufs: Vec::new(),
             matches: Vec::new(),
             flags: Vec::new(),
+            learned: classifier::Running::default(),
         };
         self.candidates(&text.to_lowercase(), &mut scan);
         let ids = scan

@@ -15,6 +15,18 @@ pub enum Role {
     Tool,
 }
 
+impl Role {
+    /// Whether detection reads messages of this role: what users and tools send always,
+    /// the operator's own system/developer text only when asked to.
+    pub fn scored(self, score_system: bool) -> bool {
+        match self {
+            Role::User | Role::Tool => true,
+            Role::System | Role::Developer => score_system,
+            Role::Assistant => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct ChatMessage<'a> {
     pub role: Role,
