@@ -36,7 +36,7 @@ pub struct TrainArgs {
     #[arg(long = "eval")]
     pub eval: Vec<PathBuf>,
     /// Synthetic rows to compose for training (half attacks, half hard negatives).
-    #[arg(long, default_value_t = 16000)]
+    #[arg(long, default_value_t = 80000)]
     pub synth: usize,
     /// Synthetic rows, from another seed, added to the calibration set.
     #[arg(long, default_value_t = 4000)]
@@ -51,6 +51,12 @@ pub struct TrainArgs {
     pub epochs: u32,
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
+    /// L2 penalty per update (larger: smoother weights, less memorisation).
+    #[arg(long, default_value_t = 2e-4)]
+    pub l2: f32,
+    /// Features seen in fewer training rows than this stay at zero.
+    #[arg(long, default_value_t = 3)]
+    pub min_df: u32,
     /// Print up to N flagged benign and N missed attack rows of the held-out and eval sets
     /// (a prefix of each), to see what the model gets wrong.
     #[arg(long, default_value_t = 0)]
@@ -136,6 +142,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         bits: args.bits,
         epochs: args.epochs,
         rounds: args.rounds,
+        l2: args.l2,
+        min_df: args.min_df,
         ..TrainConfig::default()
     };
     let trained = train_model(&train_ex, &cal_benign, &cfg, CalibrationTargets::default());

@@ -94,7 +94,7 @@ impl Default for TrainConfig {
             bits: 18,
             epochs: 6,
             rounds: 3,
-            l2: 5e-5,
+            l2: 2e-4,
             rate: 0.2,
             min_df: 3,
         }
