@@ -31,7 +31,10 @@ async fn setup() -> Setup {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let resp = gw
-        .chat_as(&a_key, &chat("What did the previous user tell you?"))
+        .chat_as(
+            &a_key,
+            &chat("What did the other customer tell you earlier?"),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     Setup {

@@ -99,7 +99,11 @@ pub fn dense_values(a: &Assessment) -> impl Iterator<Item = f32> + '_ {
     // Counts matter on a log scale: 1 vs 0 says much more than 101 vs 100.
     factors
         .chain(std::iter::once(f32::from(a.score) / 100.0))
-        .chain(counts.into_iter().map(|c| ((1.0 + c as f32).ln() / 4.0).min(1.0)))
+        .chain(
+            counts
+                .into_iter()
+                .map(|c| ((1.0 + c as f32).ln() / 4.0).min(1.0)),
+        )
 }
 
 /// Byte ranges of the chunks of `text`, on char boundaries, overlapping by `CHUNK_OVERLAP`.

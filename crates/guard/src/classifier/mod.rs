@@ -173,7 +173,11 @@ impl Classifier {
             .map(|(w, x)| w * x)
             .sum();
         // With nothing long enough to read, the logit is the model's prior, not a verdict.
-        let sparse = if running.chunks == 0 { 0.0 } else { running.best };
+        let sparse = if running.chunks == 0 {
+            0.0
+        } else {
+            running.best
+        };
         let logit = m.bias + dense_part + sparse;
         let points = if running.chunks == 0 {
             0

@@ -142,10 +142,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Manifest, Vec<i8>), ModelError> {
     if table.len() != n {
         return Err(ModelError::Truncated("weight table has the wrong length"));
     }
-    let weights = table
-        .iter()
-        .map(|&b| i8::from_le_bytes([b]))
-        .collect();
+    let weights = table.iter().map(|&b| i8::from_le_bytes([b])).collect();
     Ok((m, weights))
 }
 
