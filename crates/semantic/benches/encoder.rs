@@ -1,6 +1,8 @@
-//! Tier-2 cost: one 256-token window through MiniLM and the head (the unit the semantic tier
-//! pays per prompt it is asked about), and a 4-window document (linear in length).
-//! Run on one core: `RAYON_NUM_THREADS=1 cargo bench -p secureinfer-semantic --features semantic`.
+//! Tier-2 cost: the encoder on windows of 32, 128 and 256 tokens, one 256-token prompt
+//! through tokenizer, MiniLM and the head (the unit the semantic tier pays per prompt it is
+//! asked about), and a 4-window document (linear in length).
+//! Run on one core: `RAYON_NUM_THREADS=1 cargo bench -p secureinfer-semantic --features semantic
+//! --bench encoder` (candle's matrix products use RAYON_NUM_THREADS threads, else every core).
 //! Needs the encoder files (scripts/fetch-minilm.sh or SEMANTIC_MODEL_DIR).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -27,24 +29,29 @@ fn bench(c: &mut Criterion) {
     )
     .unwrap();
     let det = SemanticDetector::new(enc, Head::builtin().unwrap()).unwrap();
-    // Prose that tokenises to exactly one full window.
+    // Prose: the longest whole-sentence prompt that fits one window, and a full window of ids.
     let sentence =
         "Please review the attached quarterly report and summarise the main risks for the board. ";
+    let windows = |t: &str| det.encoder().windows(t).unwrap();
     let mut text = String::new();
-    while det.encoder().windows(&(text.clone() + sentence)).unwrap()[0].len() < CHUNK_TOKENS
-        && det
-            .encoder()
-            .windows(&(text.clone() + sentence))
-            .unwrap()
-            .len()
-            == 1
-    {
+    while windows(&(text.clone() + sentence)).len() == 1 {
         text.push_str(sentence);
     }
-    let ids = det.encoder().windows(&text).unwrap();
-    eprintln!("window: {} tokens", ids[0].len());
+    let ids = windows(&sentence.repeat(40)).remove(0);
+    assert_eq!(ids.len(), CHUNK_TOKENS);
+    eprintln!("prompt: {} tokens", windows(&text)[0].len());
     let mut g = c.benchmark_group("semantic");
     g.sample_size(20);
+    // The encoder alone on windows of 32, 128 and 256 tokens ([CLS] and [SEP] included):
+    // what a short, a medium and a full-window prompt cost.
+    for n in [32usize, 128, CHUNK_TOKENS] {
+        let mut w = ids[..n - 1].to_vec();
+        w.push(*ids.last().unwrap());
+        g.bench_function(format!("embed_window_{n}_tokens"), |b| {
+            b.iter(|| det.encoder().embed_window(black_box(&w)).unwrap())
+        });
+    }
+    // The whole tier on a 256-token prompt: tokenizer, encoder, pooling and head.
     g.bench_function("window_256_tokens", |b| {
         b.iter(|| det.score(black_box(&[text.as_str()])))
     });

@@ -191,6 +191,16 @@ impl Gate {
         &self.settings
     }
 
+    /// Which detection tiers score prompts (for `/health`): an operator who set
+    /// SEMANTIC_MODEL_DIR can see that the encoder loaded.
+    pub fn detectors(&self) -> serde_json::Value {
+        serde_json::json!({
+            "heuristics": true,
+            "classifier": self.guard.classifier().is_some(),
+            "semantic": self.guard.has_second_tier(),
+        })
+    }
+
     /// Scores the messages synchronously (the detection core does no I/O).
     pub fn assess(&self, messages: &[Message], tenant_thresholds: Option<Thresholds>) -> Verdict {
         let texts: Vec<(GuardRole, String)> = messages
@@ -266,6 +276,7 @@ impl Gate {
                 "patterns": verdict.assessment.reasons,
                 "obfuscation": verdict.assessment.obfuscation,
                 "classifier": verdict.assessment.learned,
+                "semantic": verdict.assessment.semantic,
                 "thresholds": verdict.thresholds,
                 "prompt_score": verdict.assessment.score,
                 "extraction": verdict.extraction.as_ref().map(|x| serde_json::json!({

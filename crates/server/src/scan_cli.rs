@@ -214,6 +214,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
                 "factors": a.reason_names(),
                 "reasons": a.reasons,
                 "classifier": a.learned,
+                "semantic": a.semantic,
             });
             writeln!(out, "{line}")?;
         }
@@ -222,11 +223,14 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
 
     let heuristic = Guard::new(GuardConfig::default())?;
     let (mut scored, mut base) = (Vec::with_capacity(rows.len()), Vec::new());
+    let mut semantic_asked = 0usize;
     for (i, row) in rows.iter().enumerate() {
         let label = row
             .label
             .with_context(|| format!("row {}: --labels needs a `label` on every row", i + 1))?;
-        scored.push((guard.score_text(&row.text).score, label, row.source.clone()));
+        let a = guard.score_text(&row.text);
+        semantic_asked += usize::from(a.semantic.is_some());
+        scored.push((a.score, label, row.source.clone()));
         if args.compare {
             base.push((
                 heuristic.score_text(&row.text).score,
@@ -235,19 +239,31 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             ));
         }
     }
-    let detector = match guard.classifier() {
-        Some(_) => "heuristics + classifier",
-        None => "heuristics only",
+    let detector = match (guard.classifier().is_some(), guard.has_second_tier()) {
+        (true, true) => "heuristics + classifier + semantic",
+        (true, false) => "heuristics + classifier",
+        (false, true) => "heuristics + semantic",
+        (false, false) => "heuristics only",
     };
     if args.json {
         let mut report = quality_json(&scored, thresholds);
         report["detector"] = json!(detector);
+        if guard.has_second_tier() {
+            report["semantic_asked"] = json!(semantic_asked);
+        }
         if args.compare {
             report["heuristics_only"] = quality_json(&base, thresholds);
         }
         writeln!(out, "{report}")?;
     } else {
-        writeln!(out, "detector: {detector}")?;
+        if guard.has_second_tier() {
+            writeln!(
+                out,
+                "detector: {detector} (the semantic tier was asked about {semantic_asked} rows)"
+            )?;
+        } else {
+            writeln!(out, "detector: {detector}")?;
+        }
         quality_table(&mut out, &scored, thresholds)?;
         if args.compare {
             writeln!(out, "\ndetector: heuristics only")?;

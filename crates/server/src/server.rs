@@ -194,7 +194,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "serving the built-in MOCK model: a simulator for demos and tests, not a real LLM"
         );
     }
-    tracing::info!(addr = %local, upstream = state.upstream.kind().as_str(), "listening");
+    tracing::info!(
+        addr = %local,
+        upstream = state.upstream.kind().as_str(),
+        detectors = %state.gate.detectors(),
+        "listening"
+    );
     let scheme = if tls.is_some() { "https" } else { "http" };
     // A plain line on stdout that scripts and tests read to find the bound port.
     println!("secureinfer listening on {scheme}://{local}");

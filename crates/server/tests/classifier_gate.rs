@@ -277,3 +277,26 @@ async fn semantic_model_dir_needs_the_feature_and_the_files() {
         );
     }
 }
+
+/// The real binary built without the `semantic` feature stops at start-up when
+/// SEMANTIC_MODEL_DIR is set, with the message docs/detection-quality.md quotes.
+#[cfg(not(feature = "semantic"))]
+#[test]
+fn serve_without_the_feature_refuses_semantic_model_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::database_url(dir.path());
+    let log = common::process::serve_fails(
+        dir.path(),
+        &[
+            ("DATABASE_URL", db.as_str()),
+            ("SEMANTIC_MODEL_DIR", "models/minilm"),
+        ],
+    );
+    assert!(
+        log.contains(
+            "SEMANTIC_MODEL_DIR=\"models/minilm\": expected unset: this build has no semantic \
+             encoder (build with --features semantic)"
+        ),
+        "{log}"
+    );
+}

@@ -181,6 +181,10 @@ pub struct Health {
     /// Limiter backend (`memory` or `redis`), Redis failure policy and counters.
     #[schema(value_type = Object)]
     pub rate_limits: Value,
+    /// The detection tiers in use: `heuristics`, `classifier` (CLASSIFIER_ENABLED) and
+    /// `semantic` (SEMANTIC_MODEL_DIR, builds with the `semantic` feature), each a boolean.
+    #[schema(value_type = Object)]
+    pub detectors: Value,
     /// Whether the upstream's prefix cache is salted per tenant.
     #[schema(value_type = Object)]
     pub prefix_cache: Value,
@@ -281,6 +285,11 @@ pub struct ScanResult {
     /// absent when CLASSIFIER_ENABLED=false.
     #[schema(value_type = Option<Object>)]
     pub classifier: Option<Value>,
+    /// The semantic tier's verdict (`logit`, `points`, `chunks`, `skipped_chunks`): present
+    /// only when the gateway runs it (SEMANTIC_MODEL_DIR) and it was asked, i.e. for prompts
+    /// the classifier finds borderline; `null` otherwise.
+    #[schema(value_type = Option<Object>)]
+    pub semantic: Option<Value>,
     #[schema(value_type = Object)]
     pub obfuscation: Value,
 }

@@ -62,6 +62,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             "redis_failure_policy": state.limits.settings().redis_failure.as_str(),
             "counters": state.limits.stats().json(),
         },
+        "detectors": state.gate.detectors(),
         "prefix_cache": state.isolation.prefix_cache,
         "warnings": state.isolation.warning().into_iter().collect::<Vec<_>>(),
         "version": env!("CARGO_PKG_VERSION"),

@@ -115,6 +115,7 @@ pub async fn scan(
         "reasons": v.assessment.reasons,
         "obfuscation": v.assessment.obfuscation,
         "classifier": v.assessment.learned,
+        "semantic": v.assessment.semantic,
     })))
 }
 
