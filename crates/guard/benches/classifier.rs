@@ -9,6 +9,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use secureinfer_guard::classifier::Running;
+use secureinfer_guard::normalize::Normalized;
 use secureinfer_guard::{ChatMessage, Classifier, Guard, GuardConfig, Role};
 
 /// Varied prose: the model's cost is mostly cache misses on distinct n-grams, so one sentence
@@ -99,6 +101,29 @@ fn bench(c: &mut Criterion) {
         }
         group.finish();
     }
+
+    // Exactly what tier 1 adds inside `Guard::score`: the feature pass over text the
+    // heuristic pass has already normalised, and the verdict. Less noisy than the
+    // difference of the two groups above.
+    let mut group = c.benchmark_group("tier1_added");
+    for (name, text) in &cases {
+        let msgs = [ChatMessage {
+            role: Role::User,
+            text: text.as_str(),
+        }];
+        let assessment = heuristic.score(&msgs);
+        let mut buf = Normalized::default();
+        let normalized = model.normalize(text, &mut buf).to_string();
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                let mut running = Running::default();
+                model.observe(&mut running, black_box(&normalized));
+                model.finish(running, &assessment, 1.0)
+            })
+        });
+    }
+    group.finish();
 
     let mut group = c.benchmark_group("classifier_only");
     for (name, text) in cases.iter().take(3) {
