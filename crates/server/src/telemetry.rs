@@ -70,6 +70,76 @@ pub async fn flush() {
     }
 }
 
+/// A client's W3C trace context (`traceparent` and optional `tracestate`), kept only when
+/// well-formed: the values are forwarded to the model server, so nothing else may pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    traceparent: String,
+    tracestate: Option<String>,
+}
+
+/// Longest `tracestate` passed on (the W3C limit is 32 entries of at most 256 bytes; real
+/// ones are short, and this header is client-controlled).
+const MAX_TRACESTATE: usize = 512;
+
+impl TraceContext {
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> Option<TraceContext> {
+        let traceparent = headers.get("traceparent")?.to_str().ok()?.trim();
+        if !valid_traceparent(traceparent) {
+            return None;
+        }
+        let tracestate = headers
+            .get("tracestate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= MAX_TRACESTATE)
+            .filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b)))
+            .map(str::to_string);
+        Some(TraceContext {
+            traceparent: traceparent.to_string(),
+            tracestate,
+        })
+    }
+
+    pub fn traceparent(&self) -> &str {
+        &self.traceparent
+    }
+
+    pub fn apply(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let rb = rb.header("traceparent", &self.traceparent);
+        match &self.tracestate {
+            Some(state) => rb.header("tracestate", state),
+            None => rb,
+        }
+    }
+}
+
+/// `version-traceid-parentid-flags`, lowercase hex, ids not all zero, version not `ff`
+/// (W3C Trace Context level 1; a later version's extra fields are not passed on).
+fn valid_traceparent(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    matches!(parts.as_slice(), [ver, trace, parent, flags]
+        if hex(ver, 2) && *ver != "ff" && hex(trace, 32) && nonzero(trace)
+            && hex(parent, 16) && nonzero(parent) && hex(flags, 2))
+}
+
+/// The trace context to send with a model call: the gateway's current span when this build
+/// exports traces (the model server's spans then hang under the gateway's), otherwise the
+/// client's context unchanged.
+pub fn outgoing(incoming: Option<&TraceContext>) -> Option<TraceContext> {
+    #[cfg(feature = "otel")]
+    if let Some(own) = otel::current() {
+        return Some(own);
+    }
+    incoming.cloned()
+}
+
 /// Makes `span` a child of the W3C `traceparent` the client sent, so the gateway's spans
 /// join the caller's trace.
 #[cfg(feature = "otel")]
@@ -166,6 +236,28 @@ mod otel {
         }
     }
 
+    /// The current span's context as a trace context to send on, when an exporter is
+    /// installed and the span is being recorded.
+    pub fn current() -> Option<super::TraceContext> {
+        PROVIDER.get()?;
+        let cx = tracing::Span::current().context();
+        let span = opentelemetry::trace::TraceContextExt::span(&cx);
+        let sc = span.span_context();
+        if !sc.is_valid() {
+            return None;
+        }
+        let state = sc.trace_state().header();
+        Some(super::TraceContext {
+            traceparent: format!(
+                "00-{}-{}-{:02x}",
+                sc.trace_id(),
+                sc.span_id(),
+                sc.trace_flags().to_u8()
+            ),
+            tracestate: (!state.is_empty()).then_some(state),
+        })
+    }
+
     pub fn adopt_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
         if span.is_disabled() || !headers.contains_key("traceparent") {
             return;
@@ -173,5 +265,28 @@ mod otel {
         // An invalid traceparent yields an empty context: the span then starts a new trace.
         let parent = TraceContextPropagator::new().extract(&Headers(headers));
         let _ = span.set_parent(parent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_validation() {
+        assert!(valid_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!valid_traceparent(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap_or(axum::http::HeaderValue::from_static("x")),
+        );
+        assert!(TraceContext::from_headers(&h).is_some());
     }
 }

@@ -14,6 +14,9 @@ pub struct ValidatedChat {
     pub typed: ChatRequest,
     pub raw: Map<String, Value>,
     pub max_tokens: u32,
+    /// The client's W3C trace context (`traceparent`, and `tracestate` with it), passed on
+    /// to the model server so its spans join the same trace. Only a well-formed value.
+    pub trace: Option<crate::telemetry::TraceContext>,
 }
 
 fn bad(message: impl Into<String>, param: &str) -> ApiError {
@@ -114,6 +117,7 @@ fn finish(
         typed,
         raw,
         max_tokens,
+        trace: None,
     })
 }
 

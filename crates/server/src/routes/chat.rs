@@ -59,6 +59,7 @@ pub async fn chat_completions(
     state.integrity.admit()?;
     let bytes = read_body(&headers, body, state.config.limits.max_body_bytes).await?;
     let mut chat = parse_chat(&bytes, &state.config.limits, &state.config.allowed_models)?;
+    chat.trace = crate::telemetry::TraceContext::from_headers(&headers);
     // Abuse limits (requests, tokens, concurrency): 429 here, or a ticket settled at the end.
     let mut ticket = state.limits.admit_chat(&tenant, &chat).await?;
     // Probability policy first (400/429 refusals are not security verdicts), then the query

@@ -187,6 +187,15 @@ pub fn from_config(config: &Config) -> anyhow::Result<Arc<dyn Upstream>> {
 }
 
 /// Sends a request and waits at most `timeout` for the response head.
+/// Adds the trace context for a model call: the gateway's own span when it exports traces,
+/// otherwise the client's context unchanged, so the model server's spans join the trace.
+pub(crate) fn traced(rb: reqwest::RequestBuilder, req: &ValidatedChat) -> reqwest::RequestBuilder {
+    match crate::telemetry::outgoing(req.trace.as_ref()) {
+        Some(t) => t.apply(rb),
+        None => rb,
+    }
+}
+
 pub(crate) async fn send(
     rb: reqwest::RequestBuilder,
     timeout: Duration,

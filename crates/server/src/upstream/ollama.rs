@@ -222,7 +222,7 @@ impl Upstream for OllamaUpstream {
     async fn chat(&self, req: &ValidatedChat) -> Result<Completion, UpstreamError> {
         let body = request_body(req, false)?;
         let resp = super::send(
-            self.client.post(self.url(Endpoint::Chat)).json(&body),
+            super::traced(self.client.post(self.url(Endpoint::Chat)).json(&body), req),
             self.timeout,
         )
         .await?;
@@ -239,7 +239,7 @@ impl Upstream for OllamaUpstream {
     async fn chat_stream(&self, req: &ValidatedChat) -> Result<ChunkStream, UpstreamError> {
         let body = request_body(req, true)?;
         let resp = super::send(
-            self.client.post(self.url(Endpoint::Chat)).json(&body),
+            super::traced(self.client.post(self.url(Endpoint::Chat)).json(&body), req),
             self.timeout,
         )
         .await?;

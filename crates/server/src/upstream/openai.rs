@@ -93,6 +93,7 @@ impl Upstream for OpenAiUpstream {
             .client
             .post(self.url(Endpoint::Chat))
             .json(&Self::body(req, false));
+        let rb = super::traced(rb, req);
         let resp = super::send(rb, self.timeout).await?;
         let mut body = super::read_json(resp, self.timeout).await?;
         strip_cache_hits(&mut body);
@@ -110,6 +111,7 @@ impl Upstream for OpenAiUpstream {
             .client
             .post(self.url(Endpoint::Chat))
             .json(&Self::body(req, true));
+        let rb = super::traced(rb, req);
         let resp = super::send(rb, self.timeout).await?;
         if !resp.status().is_success() {
             return Err(super::error_from(resp, self.timeout).await);

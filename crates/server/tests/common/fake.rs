@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
@@ -104,6 +104,8 @@ pub struct Fake {
     cached_tokens: Arc<Mutex<bool>>,
     /// Method and path of every request to a route the fake does not serve.
     other: Arc<Mutex<Vec<String>>>,
+    /// `traceparent` and `tracestate` of the last chat request.
+    trace: Arc<Mutex<(Option<String>, Option<String>)>>,
 }
 
 impl Fake {
@@ -145,6 +147,7 @@ impl Fake {
             version: Arc::new(Mutex::new(None)),
             cached_tokens: Arc::new(Mutex::new(false)),
             other: Arc::new(Mutex::new(Vec::new())),
+            trace: Arc::new(Mutex::new((None, None))),
         }
     }
 
@@ -201,6 +204,21 @@ impl Fake {
         tokio::time::timeout(Duration::from_secs(10), self.dropped.notified())
             .await
             .expect("the upstream stream was not cancelled within 10 s");
+    }
+
+    /// `traceparent` and `tracestate` headers of the last chat request.
+    pub fn last_trace(&self) -> (Option<String>, Option<String>) {
+        self.trace.lock().unwrap().clone()
+    }
+
+    fn record_headers(&self, headers: &HeaderMap) {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        *self.trace.lock().unwrap() = (get("traceparent"), get("tracestate"));
     }
 
     fn record(&self, body: &Bytes) -> Behaviour {
@@ -289,7 +307,8 @@ fn nd(v: &Value) -> Piece {
     Ok(Bytes::from(format!("{v}\n")))
 }
 
-async fn ollama_chat(State(fake): State<Fake>, body: Bytes) -> Response {
+async fn ollama_chat(State(fake): State<Fake>, headers: HeaderMap, body: Bytes) -> Response {
+    fake.record_headers(&headers);
     let behaviour = fake.record(&body);
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = req["model"].as_str().unwrap_or("").to_string();
@@ -393,7 +412,8 @@ fn sse(v: &Value) -> Piece {
     Ok(Bytes::from(format!("data: {v}\n\n")))
 }
 
-async fn openai_chat(State(fake): State<Fake>, body: Bytes) -> Response {
+async fn openai_chat(State(fake): State<Fake>, headers: HeaderMap, body: Bytes) -> Response {
+    fake.record_headers(&headers);
     let behaviour = fake.record(&body);
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let stream = req["stream"].as_bool().unwrap_or(false);
