@@ -129,6 +129,18 @@ fn valid_traceparent(v: &str) -> bool {
             && hex(parent, 16) && nonzero(parent) && hex(flags, 2))
 }
 
+/// The trace id a request's log line carries: its exported span's when this build exports
+/// traces, otherwise the one the client sent (well-formed only), otherwise none.
+pub fn trace_id(span: &tracing::Span, headers: &axum::http::HeaderMap) -> Option<String> {
+    #[cfg(feature = "otel")]
+    if let Some(id) = otel::trace_id(span) {
+        return Some(id);
+    }
+    let _ = span;
+    let ctx = TraceContext::from_headers(headers)?;
+    ctx.traceparent.get(3..35).map(str::to_string)
+}
+
 /// The trace context to send with a model call: the gateway's current span when this build
 /// exports traces (the model server's spans then hang under the gateway's), otherwise the
 /// client's context unchanged.
@@ -256,6 +268,15 @@ mod otel {
             ),
             tracestate: (!state.is_empty()).then_some(state),
         })
+    }
+
+    /// The trace id of `span` once exported (after `adopt_remote_parent`, the client's).
+    pub fn trace_id(span: &tracing::Span) -> Option<String> {
+        PROVIDER.get()?;
+        let cx = span.context();
+        let span = opentelemetry::trace::TraceContextExt::span(&cx);
+        let sc = span.span_context();
+        sc.is_valid().then(|| sc.trace_id().to_string())
     }
 
     pub fn adopt_remote_parent(span: &tracing::Span, headers: &HeaderMap) {

@@ -7,6 +7,9 @@
 
 mod common;
 
+use std::time::Duration;
+
+use common::process::Process;
 use common::{Behaviour, Fake, chat, gateway_for, stream_chat};
 use serde_json::Value;
 
@@ -78,4 +81,38 @@ async fn malformed_trace_context_is_not_passed_on() {
     let headers = [("traceparent", PARENT), ("tracestate", long_state.as_str())];
     assert_eq!(send(&gw, &chat("hello there"), &headers).await, 200);
     assert_eq!(fake.last_trace(), (Some(PARENT.to_string()), None));
+}
+
+/// The request's log line names the trace, so a slow request found in a trace viewer can be
+/// found in the logs and back.
+#[tokio::test]
+async fn the_request_log_line_carries_the_trace_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Process::serve(dir.path(), &[]).unwrap();
+    let client = common::client();
+    let resp = client
+        .get(format!("{}/health", gw.url))
+        .header("traceparent", PARENT)
+        .header("x-request-id", "traced-health-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let line = gw
+        .wait_for_log("traced-health-1", Duration::from_secs(10))
+        .expect("no log line for the request");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{line}");
+
+    let resp = client
+        .get(format!("{}/health", gw.url))
+        .header("x-request-id", "untraced-health-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let line = gw
+        .wait_for_log("untraced-health-2", Duration::from_secs(10))
+        .expect("no log line for the request");
+    assert!(!line.contains("trace_id"), "{line}");
 }

@@ -71,6 +71,7 @@ pub async fn request_log(State(state): State<AppState>, mut req: Request, next: 
         .unwrap_or_else(|| crate::spans::UNMATCHED.to_string());
     let method = req.method().clone();
     let span = crate::spans::request(&method, &route, &id, req.headers());
+    let trace_id = crate::telemetry::trace_id(&span, req.headers());
     let trace = RequestTrace::default();
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(trace.clone());
@@ -98,6 +99,7 @@ pub async fn request_log(State(state): State<AppState>, mut req: Request, next: 
         started,
         until_headers,
         id,
+        trace_id,
         route,
         method: method.to_string(),
         status,
@@ -120,6 +122,9 @@ struct Finished {
     started: Instant,
     until_headers: std::time::Duration,
     id: String,
+    /// The W3C trace this request belongs to (the client's, or the gateway's own when it
+    /// exports traces), so a log line can be found from a trace and back.
+    trace_id: Option<String>,
     route: String,
     method: String,
     status: u16,
@@ -162,6 +167,7 @@ impl Finished {
         crate::spans::request_finished(&self.span, self.status, tenant.as_deref(), &o);
         let fields = LineFields {
             id: &self.id,
+            trace_id: self.trace_id.as_deref(),
             route: &self.route,
             method: &self.method,
             status: self.status,
@@ -205,6 +211,7 @@ impl Finished {
 
 struct LineFields<'a> {
     id: &'a str,
+    trace_id: Option<&'a str>,
     route: &'a str,
     method: &'a str,
     status: u16,
@@ -223,6 +230,7 @@ impl LineFields<'_> {
             ($level:ident) => {
                 tracing::$level!(
                     request_id = %self.id,
+                    trace_id = self.trace_id,
                     method = %self.method,
                     route = %self.route,
                     status = self.status,
