@@ -109,8 +109,12 @@ MOCK_PID=$!; PIDS+=("$MOCK_PID")
 wait_line "$TMP/mock.out" 'listening on http://' "$MOCK_PID"
 MOCK_URL=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$TMP/mock.out" | head -1)
 
+# Every control stays on except those whose job is to refuse this traffic: one client sending
+# the same prompt thousands of times a second is, by design, over the rate limits and an
+# extraction pattern. Measuring 429/403 answers would say nothing about the proxied path.
 UPSTREAM=openai UPSTREAM_URL="$MOCK_URL" MODEL_NAME=$MODEL API_HOST=127.0.0.1 API_PORT=0 \
   DATABASE_URL="sqlite://$TMP/bench.db" LOG_LEVEL=warn \
+  RATE_LIMIT_RPM=0 TENANT_RATE_LIMIT_RPM=0 TENANT_MAX_CONCURRENT=0 EXTRACTION_DETECTION=false \
   "$BIN" serve >"$TMP/gw.out" 2>"$TMP/gw.out.err" &
 GW_PID=$!; PIDS+=("$GW_PID")
 wait_line "$TMP/gw.out" 'secureinfer listening on http://' "$GW_PID"
@@ -257,6 +261,11 @@ done
 
 echo
 echo "targets:"
+FAILED=0
+for sc in $SCENARIOS; do
+  n=$(( ${R[$sc.gateway.errors]:-0} + ${R[$sc.gateway.non2xx]:-0} + ${R[$sc.direct.errors]:-0} + ${R[$sc.direct.non2xx]:-0} ))
+  [ "$n" -eq 0 ] || { echo "  $sc: $n requests failed or were refused: figures NOT VALID"; FAILED=1; }
+done
 if [ -n "${R[rate.gateway.p99_us]:-}" ]; then
   awk -v g="${R[rate.gateway.p99_us]}" -v d="${R[rate.direct.p99_us]}" -v r="$RATE" 'BEGIN {
     o = (g - d) / 1000; printf "  p99 overhead at %s req/s: %.3f ms (target < 1 ms): %s\n", r, o, (o < 1 ? "MET" : "NOT MET") }'
@@ -265,3 +274,4 @@ if [ -n "${R[max.gateway.rps]:-}" ]; then
   awk -v g="${R[max.gateway.rps]}" -v d="${R[max.direct.rps]}" 'BEGIN {
     x = g / d; printf "  gateway throughput / direct: %.2f (target >= 0.50): %s\n", x, (x >= 0.5 ? "MET" : "NOT MET") }'
 fi
+[ "$FAILED" -eq 0 ] || exit 1

@@ -4,6 +4,8 @@
 //! it to measure the gateway against the same model called directly.
 
 use std::convert::Infallible;
+
+use axum::serve::ListenerExt as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -202,7 +204,11 @@ pub async fn run(
         "secureinfer mock upstream (simulator) listening on http://{}",
         listener.local_addr()?
     );
-    axum::serve(listener, router(model, settings)).await?;
+    axum::serve(
+        listener.tap_io(crate::server::no_delay),
+        router(model, settings),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

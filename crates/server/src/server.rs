@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt as _;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
@@ -174,6 +175,14 @@ async fn shutdown_signal() {
     }
 }
 
+/// Streamed answers are many small writes; with Nagle's algorithm a chunk can wait for the
+/// client's delayed ACK (40 ms on Linux) before it leaves.
+pub(crate) fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+}
+
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = format!("{}:{}", config.host, config.port);
     let shutdown_timeout = config.shutdown_timeout;
@@ -223,7 +232,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => {
             let server = axum::serve(
-                listener,
+                listener.tap_io(no_delay),
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(stopped);

@@ -20,6 +20,8 @@ pub enum Encoding {
     Base64,
     Hex,
     Url,
+    /// A pencil-and-paper cipher (see `cipher.rs`).
+    Cipher,
 }
 
 const B64_STD: GeneralPurpose = GeneralPurpose::new(

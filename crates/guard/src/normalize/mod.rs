@@ -7,10 +7,10 @@
 //! %xx) are handed back as separate texts for the caller to normalise and scan in turn.
 
 mod chars;
+mod cipher;
 mod decode;
 mod reshape;
 
-use aho_corasick::AhoCorasick;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 
@@ -44,6 +44,9 @@ pub struct ObfuscationStats {
     pub url_encoded: u32,
     /// Texts that looked rot13-encoded and were decoded.
     pub rot13: u32,
+    /// Binary, Morse, NATO-spelled, A1Z26, Caesar-shifted or reversed texts decoded.
+    #[serde(default)]
+    pub ciphers: u32,
     /// Catalogue patterns that matched only after one of the above was undone.
     pub hidden_hits: u32,
 }
@@ -62,6 +65,7 @@ impl ObfuscationStats {
         self.hex += o.hex;
         self.url_encoded += o.url_encoded;
         self.rot13 += o.rot13;
+        self.ciphers += o.ciphers;
         self.hidden_hits += o.hidden_hits;
     }
 }
@@ -121,35 +125,17 @@ impl Normalized {
     }
 }
 
-/// rot13 of words attackers spell out; their presence makes decoding worth a pass.
-const ROT13_WORDS: &[&str] = &[
-    "vtaber",       // ignore
-    "cerivbhf",     // previous
-    "vafgehpgvba",  // instruction
-    "qvfertneq",    // disregard
-    "flfgrz",       // system
-    "cebzcg",       // prompt
-    "erirny",       // reveal
-    "cnffjbeq",     // password
-    "erfgevpgvbaf", // restrictions
-    "wnvyoernx",    // jailbreak
-    "sbetrg",       // forget
-    "ehyrf",        // rules
-    "cevag",        // print
-];
-
 /// Compiled once; cheap to share.
 #[derive(Debug, Clone)]
 pub struct Normalizer {
-    rot13_words: AhoCorasick,
+    keywords: cipher::Keywords,
 }
 
 impl Normalizer {
     pub fn new() -> Result<Self, aho_corasick::BuildError> {
-        let rot13_words = AhoCorasick::builder()
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .build(ROT13_WORDS)?;
-        Ok(Normalizer { rot13_words })
+        Ok(Normalizer {
+            keywords: cipher::Keywords::new()?,
+        })
     }
 
     /// Normalises `text` into `out`. `budget` caps the bytes of decoded payload produced
@@ -187,7 +173,10 @@ impl Normalizer {
         } else {
             out.leet_l.clear();
         }
-        if self.rot13_words.is_match(src.as_str()) {
+        // One keyword pass serves ROT13 (a view, like the other spellings) and the other
+        // shifts and reversal (decoded payloads, below).
+        let hits = self.keywords.hits(src);
+        if hits[13] > 0 {
             reshape::rot13_into(src, &mut out.rot13);
             out.stats.rot13 = 1;
         } else {
@@ -201,8 +190,17 @@ impl Normalizer {
                     Encoding::Base64 => stats.base64 += 1,
                     Encoding::Hex => stats.hex += 1,
                     Encoding::Url => stats.url_encoded += 1,
+                    Encoding::Cipher => stats.ciphers += 1,
                 }
                 decoded.push((enc, s.to_owned()));
+            });
+            let (decoded, stats) = (&mut out.decoded, &mut out.stats);
+            cipher::find(src, &hits, |s| {
+                if *budget >= s.len() {
+                    *budget -= s.len();
+                    stats.ciphers += 1;
+                    decoded.push((Encoding::Cipher, s.to_owned()));
+                }
             });
         }
     }

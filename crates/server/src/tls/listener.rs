@@ -59,7 +59,8 @@ impl TlsListener {
                     return;
                 };
                 // axum's accept retries transient errors (and backs off on EMFILE).
-                let (socket, remote) = Listener::accept(&mut tcp).await;
+                let (mut socket, remote) = Listener::accept(&mut tcp).await;
+                crate::server::no_delay(&mut socket);
                 let acceptor = TlsAcceptor::from(files.current());
                 let tx = tx.clone();
                 tokio::spawn(async move {
