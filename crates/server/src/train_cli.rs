@@ -36,7 +36,7 @@ pub struct TrainArgs {
     #[arg(long = "eval")]
     pub eval: Vec<PathBuf>,
     /// Synthetic rows to compose for training (half attacks, half hard negatives).
-    #[arg(long, default_value_t = 80000)]
+    #[arg(long, default_value_t = 120000)]
     pub synth: usize,
     /// Synthetic rows, from another seed, added to the calibration set.
     #[arg(long, default_value_t = 4000)]
