@@ -44,6 +44,8 @@ pub struct AppState {
     pub isolation: Arc<crate::isolation::Isolation>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub audit: crate::audit::AuditLog,
+    /// Recently looked-up API keys (`AUTH_CACHE_TTL`).
+    pub key_cache: Arc<auth::cache::KeyCache>,
 }
 
 /// The gateway's router and its OpenAPI document, built from the same declarations: every

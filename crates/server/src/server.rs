@@ -90,6 +90,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         .count();
     isolation.check_tenant_count(active)?;
     Ok(AppState {
+        key_cache: Arc::new(crate::auth::cache::KeyCache::new(config.auth_cache_ttl)),
         output,
         config: Arc::new(config),
         store,

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Authentication: every `/v1` route needs a valid key; revocation and rotation act at once;
-//! the admin key and tenant keys each open only their own routes. Rejected requests never
-//! reach the model.
+//! Authentication: every `/v1` route needs a valid key; revocation and rotation act at once
+//! (even with a key cache far longer than the test: admin changes clear it); the admin key
+//! and tenant keys each open only their own routes. Rejected requests never reach the model.
 
 mod common;
 
@@ -10,7 +10,7 @@ use serde_json::json;
 
 async fn setup() -> (Fake, common::Gateway) {
     let fake = Fake::start(Behaviour::Normal).await;
-    let gw = gateway_for(&fake, "openai", &[]).await;
+    let gw = gateway_for(&fake, "openai", &[("AUTH_CACHE_TTL", "60s")]).await;
     (fake, gw)
 }
 

@@ -246,7 +246,12 @@ async fn tenant_cli_keys_work_against_serve_on_the_same_db() {
         "{list}"
     );
 
-    let served = Served::start(dir.path(), &[("ADMIN_API_KEY", ADMIN_KEY)]);
+    // The CLI writes to the database behind serve's back: serve notices when its cached
+    // key row expires (AUTH_CACHE_TTL), not at once as with the admin API.
+    let served = Served::start(
+        dir.path(),
+        &[("ADMIN_API_KEY", ADMIN_KEY), ("AUTH_CACHE_TTL", "200ms")],
+    );
     assert!(
         served.banner.is_empty(),
         "no bootstrap with tenants present: {:?}",
@@ -267,15 +272,35 @@ async fn tenant_cli_keys_work_against_serve_on_the_same_db() {
         }
     };
     assert_eq!(chat_as(key.clone()).await.status(), 200);
+    // Polls until serve refuses `key`; fails if that takes longer than the cache allows.
+    let refused_soon = |key: String| {
+        let chat_as = &chat_as;
+        async move {
+            let since = std::time::Instant::now();
+            loop {
+                let resp = chat_as(key.clone()).await;
+                if resp.status() == 401 {
+                    return expect_error(resp, 401, Some("invalid_api_key")).await;
+                }
+                assert_eq!(resp.status(), 200);
+                assert!(
+                    since.elapsed() < std::time::Duration::from_secs(3),
+                    "a key changed at the CLI was still accepted after {:?} (AUTH_CACHE_TTL=200ms)",
+                    since.elapsed()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
 
     // Rotation by name at the CLI: old key out, new key in, without restarting serve.
     let rotated = key_of(&tenant_cli(dir.path(), &["rotate-key", "cli-team"]));
-    expect_error(chat_as(key.clone()).await, 401, Some("invalid_api_key")).await;
+    refused_soon(key.clone()).await;
     assert_eq!(chat_as(rotated.clone()).await.status(), 200);
 
     let revoked = tenant_cli(dir.path(), &["revoke", "cli-team"]);
     assert!(revoked.contains("revoked"), "{revoked}");
-    expect_error(chat_as(rotated).await, 401, Some("invalid_api_key")).await;
+    refused_soon(rotated).await;
 
     // Unknown tenant: a clear error, non-zero exit.
     let out = cmd(dir.path(), &[("DATABASE_URL", &db_url(dir.path()))])

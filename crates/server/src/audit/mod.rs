@@ -27,6 +27,8 @@ use crate::store::{Store, now_ms};
 const QUEUE: usize = 8192;
 /// Most records inserted in one transaction.
 const BATCH: usize = 512;
+/// Longest a record waits for others to share its write (a flush never waits).
+const COALESCE: Duration = Duration::from_millis(20);
 /// How often expired records are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -122,13 +124,26 @@ async fn writer(mut rx: mpsc::Receiver<Msg>, store: Arc<dyn Store>, metrics: Arc
     let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Record(r) => batch.push(*r),
-                Msg::Flush(ack) => acks.push(ack),
+        // At a steady few hundred requests a second records arrive one by one; waiting a
+        // moment for company turns one SQLite transaction per request into one per batch.
+        // A flush (a reader, shutdown) or a full batch writes at once.
+        let deadline = tokio::time::Instant::now() + COALESCE;
+        loop {
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Record(r) => batch.push(*r),
+                    Msg::Flush(ack) => acks.push(ack),
+                }
+                if batch.len() < BATCH {
+                    next = rx.try_recv().ok();
+                }
             }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+            if batch.len() >= BATCH || !acks.is_empty() {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(msg)) => next = Some(msg),
+                Ok(None) | Err(_) => break,
             }
         }
         if !batch.is_empty() {

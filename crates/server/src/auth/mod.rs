@@ -3,13 +3,14 @@
 //! provider (`jwt`), or — with `TLS_CLIENT_CERT_TENANT` — by the common name of its verified
 //! TLS client certificate.
 
+pub mod cache;
 pub mod jwt;
 pub mod keys;
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
@@ -117,8 +118,8 @@ pub async fn resolve(state: &AppState, token: &str) -> Result<Principal, ApiErro
     }
     let (key_id, secret) = keys::parse(token).ok_or(ApiError::Unauthorized("invalid API key"))?;
     let record = state
-        .store
-        .lookup_key(key_id)
+        .key_cache
+        .lookup(state.store.as_ref(), key_id)
         .await?
         .ok_or(ApiError::Unauthorized("invalid API key"))?;
     // Compare before looking at `usable` so a revoked key costs the same as a live one.
@@ -191,8 +192,15 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Principal::Admin => "admin".to_string(),
         Principal::Tenant(t) => t.id.clone(),
     };
+    // Any change an admin makes through the API may touch a key or a tenant's settings that
+    // the key cache holds; forget them all rather than track which.
+    let admin_change = matches!(principal, Principal::Admin)
+        && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     req.extensions_mut().insert(principal);
     let mut resp = next.run(req).await;
+    if admin_change {
+        state.key_cache.clear();
+    }
     resp.extensions_mut().insert(LoggedTenant(logged));
     resp
 }

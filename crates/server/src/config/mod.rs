@@ -269,6 +269,9 @@ pub struct Config {
     pub allowed_models: AllowedModels,
     /// `None` in development means "generate one at start-up and print it once".
     pub admin_api_key: Option<SecretString>,
+    /// How long an API-key lookup is reused (0 = not cached): bounds how late a revocation
+    /// made on another replica takes effect here.
+    pub auth_cache_ttl: Duration,
     pub limits: Limits,
     pub shutdown_timeout: Duration,
     pub gate: GateSettings,

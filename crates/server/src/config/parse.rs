@@ -480,6 +480,17 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         model_name,
         allowed_models,
         admin_api_key,
+        auth_cache_ttl: {
+            let ttl = duration(lookup, "AUTH_CACHE_TTL", Duration::from_secs(1))?;
+            if ttl > Duration::from_secs(60) {
+                return Err(invalid(
+                    "AUTH_CACHE_TTL",
+                    &humantime::format_duration(ttl).to_string(),
+                    "a duration from 0s to 60s",
+                ));
+            }
+            ttl
+        },
         limits: Limits {
             max_body_bytes: number(
                 lookup,

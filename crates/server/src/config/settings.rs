@@ -45,6 +45,7 @@ settings! {
     model_name: "MODEL_NAME" => "model served when a request names no other allowed model",
     allowed_models: "ALLOWED_MODELS" => "comma-separated models clients may request (* for any)",
     admin_api_key: "ADMIN_API_KEY" => "key for the admin endpoints (at least 32 characters)",
+    auth_cache_ttl: "AUTH_CACHE_TTL" => "how long a replica trusts a looked-up API key before asking the database again (0 = every request, at most 60s)",
     max_body_bytes: "MAX_BODY_BYTES" => "largest accepted request body in bytes",
     max_messages: "MAX_MESSAGES" => "most messages in one chat request",
     max_prompt_chars: "MAX_PROMPT_CHARS" => "most characters across all messages of one request",
