@@ -45,12 +45,14 @@ const MIN_KEYWORD_HITS: u32 = 2;
 
 /// Pseudo-shift marking a reversed keyword.
 const REVERSED: u8 = 26;
+/// Pseudo-shift marking a NATO spelling word (only counted, to decide on tokenising).
+const NATO_HIT: u8 = 27;
 
 /// Keyword automaton over every Caesar shift (1–25) and reversal; built once.
 #[derive(Debug, Clone)]
 pub(crate) struct Keywords {
     ac: AhoCorasick,
-    /// Per pattern: the shift that produced it (1–25) or [`REVERSED`].
+    /// Per pattern: the shift that produced it (1–25), [`REVERSED`] or [`NATO_HIT`].
     shift: Vec<u8>,
 }
 
@@ -66,6 +68,10 @@ impl Keywords {
             pats.push(w.bytes().rev().collect());
             shift.push(REVERSED);
         }
+        for w in NATO {
+            pats.push(w.as_bytes().to_vec());
+            shift.push(NATO_HIT);
+        }
         let ac = AhoCorasick::builder()
             .kind(Some(AhoCorasickKind::DFA))
             .match_kind(MatchKind::LeftmostFirst)
@@ -73,9 +79,9 @@ impl Keywords {
         Ok(Keywords { ac, shift })
     }
 
-    /// Keyword hits per shift (index 0 unused, 1–25 Caesar, 26 reversed).
-    pub(crate) fn hits(&self, view: &str) -> [u32; 27] {
-        let mut n = [0u32; 27];
+    /// Keyword hits per shift (index 0 unused, 1–25 Caesar, 26 reversed, 27 NATO words).
+    pub(crate) fn hits(&self, view: &str) -> [u32; 28] {
+        let mut n = [0u32; 28];
         for m in self.ac.find_iter(view) {
             if let Some(&k) = self.shift.get(m.pattern().as_usize()) {
                 n[usize::from(k)] += 1;
@@ -95,7 +101,7 @@ fn rotate(b: u8, k: u8) -> u8 {
 
 /// Calls `found` with each decoded text (ASCII). `view` is lowercased; `hits` are the
 /// keyword counts of [`Keywords::hits`] over it. ROT13 is left to its own view.
-pub(crate) fn find(view: &str, hits: &[u32; 27], mut found: impl FnMut(&str)) {
+pub(crate) fn find(view: &str, hits: &[u32; 28], mut found: impl FnMut(&str)) {
     let mut out = String::new();
     for k in 1..26u8 {
         if k != 13 && hits[usize::from(k)] >= MIN_KEYWORD_HITS {
@@ -118,7 +124,38 @@ pub(crate) fn find(view: &str, hits: &[u32; 27], mut found: impl FnMut(&str)) {
         }
         found(&out);
     }
-    tokens(view, &mut out, &mut found);
+    if worth_tokenising(view, hits[usize::from(NATO_HIT)]) {
+        tokens(view, &mut out, &mut found);
+    }
+}
+
+/// One byte pass that counts tokens which could belong to a binary, Morse or A1Z26 run;
+/// NATO words come from the keyword automaton. Ordinary prose has too few of every kind,
+/// and skips the tokeniser, which costs about ten times as much per byte.
+fn worth_tokenising(view: &str, nato_hits: u32) -> bool {
+    if nato_hits as usize >= MIN_NATO {
+        return true;
+    }
+    let (mut binary, mut morse, mut numbers) = (0usize, 0usize, 0usize);
+    let (mut len, mut parts, mut bits, mut dots, mut digits) = (0usize, 1usize, true, true, true);
+    for &b in view.as_bytes().iter().chain(std::iter::once(&b' ')) {
+        if b.is_ascii_whitespace() {
+            if len > 0 {
+                binary += usize::from(bits && (7..=8).contains(&len));
+                // Non-ASCII bytes may be the Unicode dots and dashes (up to 7 of 3 bytes).
+                morse += usize::from(dots && len <= 21);
+                numbers += if digits { parts } else { 0 };
+            }
+            (len, parts, bits, dots, digits) = (0, 1, true, true, true);
+            continue;
+        }
+        len += 1;
+        bits &= b == b'0' || b == b'1';
+        dots &= matches!(b, b'.' | b'-' | b'_' | b'/' | b'|') || b >= 0x80;
+        digits &= b.is_ascii_digit() || matches!(b, b'-' | b'.');
+        parts += usize::from(matches!(b, b'-' | b'.'));
+    }
+    binary >= MIN_BINARY || morse >= MIN_MORSE || numbers >= MIN_A1Z26
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
