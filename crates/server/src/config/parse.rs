@@ -521,3 +521,35 @@ pub(super) fn parse(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         observability: super::observability::parse(lookup)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::super::Config;
+    use super::ConfigError;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = [("UPSTREAM", "mock")]
+            .iter()
+            .chain(pairs)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn auth_cache_ttl_defaults_to_one_second_and_is_bounded() {
+        assert_eq!(config(&[]).unwrap().auth_cache_ttl, Duration::from_secs(1));
+        let off = config(&[("AUTH_CACHE_TTL", "0s")]).unwrap();
+        assert_eq!(off.auth_cache_ttl, Duration::ZERO);
+        let max = config(&[("AUTH_CACHE_TTL", "60s")]).unwrap();
+        assert_eq!(max.auth_cache_ttl, Duration::from_secs(60));
+        for bad in ["61s", "1h", "soon"] {
+            let e = config(&[("AUTH_CACHE_TTL", bad)]).unwrap_err().to_string();
+            assert!(e.contains("AUTH_CACHE_TTL"), "{bad}: {e}");
+        }
+    }
+}
