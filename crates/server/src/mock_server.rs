@@ -4,8 +4,6 @@
 //! it to measure the gateway against the same model called directly.
 
 use std::convert::Infallible;
-
-use axum::serve::ListenerExt as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +15,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use futures::StreamExt;
 use serde_json::{Value, json};
 

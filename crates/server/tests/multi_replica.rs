@@ -81,6 +81,37 @@ impl Replicas {
         resp.json().await.unwrap()
     }
 
+    /// Polls `on` with `key` until it answers 401, failing past [`REVOCATION_BOUND`]; until
+    /// then every answer must be `waiting` (when given). Returns how long it took.
+    async fn until_refused(
+        &self,
+        on: &Process,
+        key: &str,
+        what: &str,
+        waiting: Option<u16>,
+    ) -> Duration {
+        let since = Instant::now();
+        loop {
+            let status = self.chat(on, key, what).await.status();
+            if status == 401 {
+                return since.elapsed();
+            }
+            if let Some(w) = waiting {
+                assert_eq!(
+                    status.as_u16(),
+                    w,
+                    "{what}: unexpected status while waiting"
+                );
+            }
+            assert!(
+                since.elapsed() < REVOCATION_BOUND,
+                "{what}: still accepted after {:?} (last status {status})",
+                since.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn chat(&self, on: &Process, key: &str, content: &str) -> reqwest::Response {
         self.http
             .post(format!("{}/v1/chat/completions", on.url))
@@ -164,24 +195,16 @@ async fn two_replicas_share_tenants_revocations_events_and_limits() {
         .admin_post(&r.b, &format!("/v1/tenants/{acme}/rotate-key"))
         .await;
     let new_key = rotated["api_key"].as_str().unwrap().to_string();
-    let rotated_at = Instant::now();
-    loop {
-        let status = r.chat(&r.a, &acme_key, "old key").await.status();
-        if status == 401 {
-            break;
-        }
-        assert_eq!(
-            status, 429,
-            "the old key is only ever refused for its spent limit"
-        );
-        assert!(
-            rotated_at.elapsed() < REVOCATION_BOUND,
-            "A still accepted a key rotated away on B after {:?}",
-            rotated_at.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!("rotation on B seen by A after {:?}", rotated_at.elapsed());
+    // Until A sees the rotation, the old key is only refused for its spent limit.
+    let took = r
+        .until_refused(
+            &r.a,
+            &acme_key,
+            "key rotated away on B, used on A",
+            Some(429),
+        )
+        .await;
+    eprintln!("rotation on B seen by A after {took:?}");
     assert_eq!(r.chat(&r.a, &new_key, "new key").await.status(), 429);
 
     // Revocation on A reaches B within the bound.
@@ -189,20 +212,10 @@ async fn two_replicas_share_tenants_revocations_events_and_limits() {
     assert_eq!(r.chat(&r.a, &beta_key, "hi").await.status(), 200);
     r.admin_post(&r.a, &format!("/v1/tenants/{beta}/revoke"))
         .await;
-    let revoked_at = Instant::now();
-    loop {
-        let status = r.chat(&r.b, &beta_key, "still there?").await.status();
-        if status == 401 {
-            break;
-        }
-        assert!(
-            revoked_at.elapsed() < REVOCATION_BOUND,
-            "B still accepted a key revoked on A after {:?} (last status {status})",
-            revoked_at.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!("revocation on A seen by B after {:?}", revoked_at.elapsed());
+    let took = r
+        .until_refused(&r.b, &beta_key, "key revoked on A, used on B", None)
+        .await;
+    eprintln!("revocation on A seen by B after {took:?}");
 
     // An event recorded by A (a blocked prompt) is listed by B.
     let (gamma, gamma_key) = r.create_tenant(&r.a, "gamma").await;

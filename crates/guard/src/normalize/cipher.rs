@@ -180,8 +180,13 @@ fn is_gap(t: &str) -> bool {
     )
 }
 
+/// A token without the punctuation that may cling to it in a sentence.
+fn trim(t: &str) -> &str {
+    t.trim_matches(|c: char| matches!(c, ',' | ';' | ':' | '(' | ')' | '"' | '\''))
+}
+
 fn classify(t: &str) -> Option<Kind> {
-    let t = t.trim_matches(|c: char| matches!(c, ',' | ';' | ':' | '(' | ')' | '"' | '\''));
+    let t = trim(t);
     let b = t.as_bytes();
     if (7..=8).contains(&b.len()) && b.iter().all(|&x| x == b'0' || x == b'1') {
         return Some(Kind::Binary);
@@ -250,7 +255,7 @@ fn tokens(view: &str, out: &mut String, found: &mut impl FnMut(&str)) {
 
 /// Appends the token's letters to `out`; returns how many symbols it held.
 fn decode_token(k: Kind, t: &str, out: &mut String) -> usize {
-    let t = t.trim_matches(|c: char| matches!(c, ',' | ';' | ':' | '(' | ')' | '"' | '\''));
+    let t = trim(t);
     match k {
         Kind::Binary => {
             let v = t.bytes().fold(0u8, |a, x| a.wrapping_shl(1) | (x - b'0'));

@@ -120,7 +120,12 @@ fn trim_b64(run: &[u8]) -> &[u8] {
     &run[..keep]
 }
 
-fn emit(enc: Encoding, bytes: &[u8], budget: &mut usize, found: &mut impl FnMut(Encoding, &str)) {
+pub(crate) fn emit(
+    enc: Encoding,
+    bytes: &[u8],
+    budget: &mut usize,
+    found: &mut impl FnMut(Encoding, &str),
+) {
     let slice = &bytes[..bytes.len().min(*budget)];
     // A cut at the budget edge may split a character; anything else invalid is binary.
     let slice = match std::str::from_utf8(slice) {

@@ -185,7 +185,7 @@ impl Normalizer {
 
         if decode {
             let (decoded, stats) = (&mut out.decoded, &mut out.stats);
-            decode::find_encoded(text, budget, |enc, s| {
+            let mut push = |enc: Encoding, s: &str| {
                 match enc {
                     Encoding::Base64 => stats.base64 += 1,
                     Encoding::Hex => stats.hex += 1,
@@ -193,14 +193,11 @@ impl Normalizer {
                     Encoding::Cipher => stats.ciphers += 1,
                 }
                 decoded.push((enc, s.to_owned()));
-            });
-            let (decoded, stats) = (&mut out.decoded, &mut out.stats);
+            };
+            decode::find_encoded(text, budget, &mut push);
+            // Deciphered texts pass the same readability check and budget as decoded ones.
             cipher::find(src, &hits, |s| {
-                if *budget >= s.len() {
-                    *budget -= s.len();
-                    stats.ciphers += 1;
-                    decoded.push((Encoding::Cipher, s.to_owned()));
-                }
+                decode::emit(Encoding::Cipher, s.as_bytes(), budget, &mut push);
             });
         }
     }
