@@ -210,11 +210,11 @@ impl Guard {
         let mut norm = scan.bufs.pop().unwrap_or_default();
         self.norm
             .run(text, depth < MAX_DEPTH, &mut scan.budget, &mut norm);
-        if depth == 0
-            && let Some(l) = &self.learned
-        {
-            // The model reads the message's own text, not payloads decoded from it; the
-            // view is the one it was trained on (see `Classifier::normalize`).
+        if let Some(l) = &self.learned {
+            // The model reads the message's own text and, as further chunks, every payload
+            // decoded or unhidden from it (tag characters, base64, ciphers): an instruction
+            // smuggled past the reader should not be judged only by the patterns. The view
+            // is the one it was trained on (see `Classifier::normalize`).
             l.model.observe(&mut scan.learned, norm.latin_view());
         }
         for (kind, view) in norm.views() {
