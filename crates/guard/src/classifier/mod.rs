@@ -206,7 +206,9 @@ impl Classifier {
     }
 
     /// Scores messages on their own, given their heuristic assessment (the guard does the
-    /// same while it scans; this is for callers holding only the model).
+    /// same while it scans; this is for callers holding only the model). It reads the
+    /// messages' own text; the guard also reads the payloads its decoders unhide, so on a
+    /// message that carries one the guard's verdict can be higher.
     pub fn score(
         &self,
         msgs: &[ChatMessage<'_>],
