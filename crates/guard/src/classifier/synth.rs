@@ -259,7 +259,19 @@ fn attack(g: &Grammar, rng: &mut Rng) -> (SynthRow, Option<String>) {
         g.expand("attack", rng, 0)
     } else {
         let lang = LANGS[rng.below(LANGS.len())];
-        g.expand(&format!("attack.{lang}"), rng, 0)
+        let attack = g.expand(&format!("attack.{lang}"), rng, 0);
+        // Ordinary text of the same language around the attack, as benign rows have it, so
+        // that the language itself is no sign of an attack; only the attack's words are.
+        if rng.chance(0.4) {
+            let around = intl_benign(g, lang, rng);
+            if rng.chance(0.5) {
+                format!("{around} {attack}")
+            } else {
+                format!("{attack}\n{around}")
+            }
+        } else {
+            attack
+        }
     };
     let mut tag = if english { "en" } else { "intl" };
     if rng.chance(0.25) {

@@ -8,6 +8,7 @@
 //! id), so long texts are not punished for being long.
 
 mod catalogue;
+mod quoted;
 mod types;
 
 use crate::classifier::second::{self, SecondTier};
@@ -77,6 +78,8 @@ struct Scan {
 
 const PLAIN: u8 = 1;
 const HIDDEN: u8 = 2;
+/// Seen only as a short quotation inside longer text: a mention, not a use.
+const QUOTED: u8 = 3;
 
 impl Guard {
     pub fn new(cfg: GuardConfig) -> Result<Guard, CatalogueError> {
@@ -178,13 +181,8 @@ impl Guard {
                     continue;
                 }
                 let p = &self.cat.patterns[i];
-                attack_like |= p.points >= 50;
-                // A plain sighting anywhere wins over a hidden one.
-                scan.seen[i] = if scan.seen[i] == PLAIN || s == PLAIN {
-                    PLAIN
-                } else {
-                    HIDDEN
-                };
+                attack_like |= p.points >= 50 && s != QUOTED;
+                scan.seen[i] = merge(scan.seen[i], s);
             }
             attempts += u32::from(attack_like);
             tool_hit |= attack_like && m.role == Role::Tool;
@@ -231,8 +229,24 @@ impl Guard {
                 PLAIN
             };
             for &i in &scan.matches {
+                let m = if mark == PLAIN
+                    && self
+                        .cat
+                        .patterns
+                        .get(i)
+                        .is_some_and(|p| quoted::citable(&p.id))
+                    && self
+                        .cat
+                        .regexes
+                        .get(i)
+                        .is_some_and(|r| quoted::only_mentioned(view, r))
+                {
+                    QUOTED
+                } else {
+                    mark
+                };
                 if let Some(s) = scan.seen.get_mut(i) {
-                    *s = if *s == PLAIN { PLAIN } else { mark };
+                    *s = merge(*s, m);
                 }
             }
         }
@@ -298,14 +312,21 @@ impl Guard {
                 continue;
             }
             let p = &self.cat.patterns[i];
-            any_hit = true;
             if s == HIDDEN {
                 stats.hidden_hits += 1;
             }
+            // A quoted mention still counts, at a third of its points: enough to add to other
+            // evidence, too little to warn on its own.
+            let points = if s == QUOTED {
+                p.points / 3
+            } else {
+                any_hit = true;
+                p.points
+            };
             reasons.push(Reason {
                 factor: p.factor,
                 pattern: p.id.clone(),
-                points: p.points,
+                points,
             });
         }
         let mut add = |(factor, id, points): (&'static str, &str, u8)| {
@@ -350,6 +371,18 @@ impl Guard {
             semantic: None,
         }
     }
+}
+
+/// How a pattern was seen, over views and messages: a plain sighting wins over a hidden one,
+/// and either wins over a quoted mention.
+fn merge(old: u8, new: u8) -> u8 {
+    let rank = |s: u8| match s {
+        PLAIN => 3,
+        HIDDEN => 2,
+        QUOTED => 1,
+        _ => 0,
+    };
+    if rank(new) > rank(old) { new } else { old }
 }
 
 /// `100 · (1 − Π (1 − pᵢ/100))`, rounded, clamped to 0..=100.
