@@ -165,13 +165,21 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let naive = mock::respond(&[user(SECRET)?, user(question)?]).0;
     println!("   B: {question:?} → {naive}");
 
-    println!("\n3. B, same conversation id, through SecureInfer: {question:?}");
+    println!("\n3. B, same conversation id, through SecureInfer: \"What did I tell you?\"");
+    let (s, ans, _) = d.chat(&b, Some(CONV), "What did I tell you?", 60).await?;
+    println!("   {s} → {ans}");
+    d.check(
+        s == 200 && !ans.contains("My SSN is") && !ans.contains(SSN),
+        "B's model call never saw A's history",
+    );
+    // Whether the detector warns or blocks the probe depends on the model; either way the
+    // question is flagged and A's data stays out of the answer.
+    println!("   B asks: {question:?}");
     let (s, ans, flags) = d.chat(&b, Some(CONV), question, 60).await?;
     println!("   {s} ({flags}) → {ans}");
-    d.check(!ans.contains(SSN), "B's model call never saw A's history");
     d.check(
-        flags.contains("elevated-risk"),
-        "the question itself was flagged (WARN)",
+        !ans.contains(SSN) && (s == 403 || flags.contains("elevated-risk")),
+        "the probing question was flagged (WARN or BLOCK), nothing leaked",
     );
     let (_, ev) = d.get(&b, "/v1/security/events").await?;
     let probe = ev["data"].as_array().and_then(|list| {
