@@ -228,8 +228,12 @@ impl Guard {
             } else {
                 PLAIN
             };
+            // Only a plain view that holds a quote character can hold a quoted mention, and
+            // most prompts, attacks included, have none: look once, not once per match.
+            let may_quote =
+                mark == PLAIN && !scan.matches.is_empty() && view.contains(quoted::is_quote);
             for &i in &scan.matches {
-                let m = if mark == PLAIN
+                let m = if may_quote
                     && self
                         .cat
                         .patterns

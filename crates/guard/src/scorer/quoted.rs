@@ -105,7 +105,7 @@ fn quote_around(
     (close - open <= end - start + SLACK).then_some((open, close))
 }
 
-fn is_quote(c: char) -> bool {
+pub(super) fn is_quote(c: char) -> bool {
     OPENERS.contains(&c) || CLOSERS.contains(&c)
 }
 
