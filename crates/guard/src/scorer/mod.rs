@@ -8,6 +8,7 @@
 //! id), so long texts are not punished for being long.
 
 mod catalogue;
+mod hedged;
 mod quoted;
 mod types;
 
@@ -78,8 +79,9 @@ struct Scan {
 
 const PLAIN: u8 = 1;
 const HIDDEN: u8 = 2;
-/// Seen only as a short quotation inside longer text: a mention, not a use.
-const QUOTED: u8 = 3;
+/// Seen only as a mention, not a use: a short quotation inside longer text, or right
+/// after a negation or a reporting verb (`quoted`, `hedged`).
+const MENTIONED: u8 = 3;
 
 impl Guard {
     pub fn new(cfg: GuardConfig) -> Result<Guard, CatalogueError> {
@@ -181,7 +183,7 @@ impl Guard {
                     continue;
                 }
                 let p = &self.cat.patterns[i];
-                attack_like |= p.points >= 50 && s != QUOTED;
+                attack_like |= p.points >= 50 && s != MENTIONED;
                 scan.seen[i] = merge(scan.seen[i], s);
             }
             attempts += u32::from(attack_like);
@@ -228,12 +230,14 @@ impl Guard {
             } else {
                 PLAIN
             };
-            // Only a plain view that holds a quote character can hold a quoted mention, and
-            // most prompts, attacks included, have none: look once, not once per match.
-            let may_quote =
-                mark == PLAIN && !scan.matches.is_empty() && view.contains(quoted::is_quote);
+            // The message's own words can hold a mention, also once folded: a number read as
+            // leetspeak must not turn a hedged phrase into a hidden one. A decoded payload or a
+            // ROT13 view cannot. Most prompts, attacks included, have no quote character:
+            // look for one once, not once per match.
+            let may_mention = !hidden && kind != ViewKind::Rot13 && !scan.matches.is_empty();
+            let may_quote = may_mention && view.contains(quoted::is_quote);
             for &i in &scan.matches {
-                let m = if may_quote
+                let m = if may_mention
                     && self
                         .cat
                         .patterns
@@ -243,9 +247,9 @@ impl Guard {
                         .cat
                         .regexes
                         .get(i)
-                        .is_some_and(|r| quoted::only_mentioned(view, r))
+                        .is_some_and(|r| quoted::only_mentioned(view, r, may_quote))
                 {
-                    QUOTED
+                    MENTIONED
                 } else {
                     mark
                 };
@@ -319,9 +323,9 @@ impl Guard {
             if s == HIDDEN {
                 stats.hidden_hits += 1;
             }
-            // A quoted mention still counts, at a third of its points: enough to add to other
+            // A mention (quoted or hedged) still counts, at a third of its points: enough to add to other
             // evidence, too little to warn on its own.
-            let points = if s == QUOTED {
+            let points = if s == MENTIONED {
                 p.points / 3
             } else {
                 any_hit = true;
@@ -378,12 +382,12 @@ impl Guard {
 }
 
 /// How a pattern was seen, over views and messages: a plain sighting wins over a hidden one,
-/// and either wins over a quoted mention.
+/// and either wins over a mention (quoted or hedged).
 fn merge(old: u8, new: u8) -> u8 {
     let rank = |s: u8| match s {
         PLAIN => 3,
         HIDDEN => 2,
-        QUOTED => 1,
+        MENTIONED => 1,
         _ => 0,
     };
     if rank(new) > rank(old) { new } else { old }
