@@ -52,6 +52,11 @@ pub struct Pattern {
 pub struct Catalogue {
     pub patterns: Vec<Pattern>,
     pub regexes: Vec<Regex>,
+    /// For override and extraction patterns (the ones whose phrases are cited, see
+    /// `quoted::citable`), `Some` literals one of which begins every match (empty when the
+    /// regex has no finite set of them). The scorer checks whether a match can begin right
+    /// after a negation before it looks for every match.
+    pub cited_prefixes: Vec<Option<Prefixes>>,
     /// Literal prefixes every match of a pattern must start with, all patterns in one
     /// automaton: one pass over the text tells which regexes are worth running.
     pub anchors: AhoCorasick,
@@ -61,15 +66,28 @@ pub struct Catalogue {
     pub always: Vec<usize>,
 }
 
+/// Literals that begin every match of a pattern; empty when there is no finite set.
+pub type Prefixes = Vec<Vec<u8>>;
+
+/// Literals one of which every match of `hir` starts with (empty when they are unbounded).
+fn prefixes_for(hir: &Hir) -> Prefixes {
+    let seq = regex_syntax::hir::literal::Extractor::new().extract(hir);
+    match seq.literals() {
+        Some(lits) if !lits.iter().any(|l| l.as_bytes().is_empty()) => {
+            lits.iter().map(|l| l.as_bytes().to_vec()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Anchors shorter than this would fire on almost any text.
 const MIN_ANCHOR: usize = 3;
 
 /// Literals one of which every match of `re` must contain, chosen to be as long as
 /// possible: the scorer runs a pattern's regex only when one of its anchors occurs, so
 /// long, specific anchors keep ordinary prose from waking up most of the catalogue.
-fn anchors_for(re: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new().build().parse(re).ok()?;
-    let lits = required(&hir, 0)?;
+fn anchors_for(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    let lits = required(hir, 0)?;
     let min = lits.iter().map(Vec::len).min()?;
     (min >= MIN_ANCHOR).then_some(lits)
 }
@@ -143,6 +161,7 @@ pub fn factor(name: &str) -> Option<(&'static str, u8)> {
 pub fn parse(src: &str) -> Result<Catalogue, CatalogueError> {
     let mut patterns = Vec::new();
     let mut regexes = Vec::new();
+    let mut cited_prefixes = Vec::new();
     let (mut anchor_lits, mut anchor_owner, mut always) = (Vec::new(), Vec::new(), Vec::new());
     for (no, raw) in src.lines().enumerate() {
         let line = raw.trim();
@@ -191,7 +210,11 @@ pub fn parse(src: &str) -> Result<Catalogue, CatalogueError> {
             .dfa_size_limit(8 << 20)
             .build()
             .map_err(|e| err(&e.to_string()))?;
-        match anchors_for(&re) {
+        // Parsed once more for the literals; the regex crate keeps its own parse private.
+        let hir = regex_syntax::ParserBuilder::new().build().parse(&re).ok();
+        let cited = super::quoted::citable(id);
+        cited_prefixes.push(cited.then(|| hir.as_ref().map(prefixes_for).unwrap_or_default()));
+        match hir.as_ref().and_then(anchors_for) {
             Some(lits) => {
                 for l in lits {
                     anchor_lits.push(l);
@@ -218,8 +241,38 @@ pub fn parse(src: &str) -> Result<Catalogue, CatalogueError> {
     Ok(Catalogue {
         patterns,
         regexes,
+        cited_prefixes,
         anchors,
         anchor_owner,
         always,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The hedge check compares a few bytes at each hedge with these literals; a cited
+    /// pattern without them would make every hedged message search the pattern again.
+    #[test]
+    fn every_cited_pattern_has_prefix_literals() {
+        let cat = super::parse(include_str!("../../catalogue/patterns.txt")).unwrap();
+        let cited: Vec<_> = cat
+            .patterns
+            .iter()
+            .zip(&cat.cited_prefixes)
+            .filter_map(|(p, pre)| pre.as_ref().map(|pre| (p.id.as_str(), pre)))
+            .collect();
+        assert!(cited.len() >= 30, "{}", cited.len());
+        for (id, pre) in cited {
+            assert!(!pre.is_empty(), "{id} has no prefix literals");
+        }
+        let ignore = cat
+            .patterns
+            .iter()
+            .position(|p| p.id == "override.ignore_previous");
+        let pre = ignore.and_then(|i| cat.cited_prefixes[i].as_ref()).unwrap();
+        assert!(pre.iter().any(|l| l.as_slice() == b"ignore"), "{pre:?}");
+        assert!(pre.iter().any(|l| l.as_slice() == b"drop"), "{pre:?}");
+    }
 }

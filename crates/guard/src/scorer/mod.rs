@@ -73,6 +73,8 @@ struct Scan {
     bufs: Vec<Normalized>,
     matches: Vec<usize>,
     flags: Vec<bool>,
+    /// Where a word follows a negation or reporting verb in the current view (`hedged`).
+    sites: Vec<usize>,
     /// The learned detector's verdict so far (fed the same normalised text).
     learned: classifier::Running,
 }
@@ -164,6 +166,7 @@ impl Guard {
             bufs: Vec::new(),
             matches: Vec::new(),
             flags: Vec::new(),
+            sites: Vec::new(),
             learned: classifier::Running::default(),
         };
         let mut per_msg = vec![0u8; n];
@@ -232,27 +235,32 @@ impl Guard {
             };
             // The message's own words can hold a mention, also once folded: a number read as
             // leetspeak must not turn a hedged phrase into a hidden one. A decoded payload or a
-            // ROT13 view cannot. Most prompts, attacks included, have no quote character:
-            // look for one once, not once per match.
-            let may_mention = !hidden && kind != ViewKind::Rot13 && !scan.matches.is_empty();
+            // ROT13 view cannot. Quote characters and hedges are looked for once per view,
+            // and only when an override or extraction pattern matched, so that most prompts,
+            // attacks included, never search a pattern twice.
+            let citable = |i: usize| self.cat.cited_prefixes.get(i).and_then(Option::as_ref);
+            let may_mention = !hidden
+                && kind != ViewKind::Rot13
+                && scan.matches.iter().any(|&i| citable(i).is_some());
             let may_quote = may_mention && view.contains(quoted::is_quote);
+            scan.sites.clear();
+            if may_mention {
+                hedged::sites(view, &mut scan.sites);
+            }
             for &i in &scan.matches {
-                let m = if may_mention
-                    && self
-                        .cat
-                        .patterns
-                        .get(i)
-                        .is_some_and(|p| quoted::citable(&p.id))
-                    && self
-                        .cat
-                        .regexes
-                        .get(i)
-                        .is_some_and(|r| quoted::only_mentioned(view, r, may_quote))
-                {
-                    MENTIONED
-                } else {
-                    mark
-                };
+                let mentioned = citable(i).is_some_and(|prefixes| {
+                    let hedged_here = |&p: &usize| {
+                        let rest = view.as_bytes().get(p..).unwrap_or_default();
+                        prefixes.is_empty() || prefixes.iter().any(|l| rest.starts_with(l))
+                    };
+                    (may_quote || scan.sites.iter().any(hedged_here))
+                        && self
+                            .cat
+                            .regexes
+                            .get(i)
+                            .is_some_and(|r| quoted::mention(view, r, may_quote) == Some(true))
+                });
+                let m = if mentioned { MENTIONED } else { mark };
                 if let Some(s) = scan.seen.get_mut(i) {
                     *s = merge(*s, m);
                 }
@@ -284,6 +292,7 @@ impl Guard {
             bufs: Vec::new(),
             matches: Vec::new(),
             flags: Vec::new(),
+            sites: Vec::new(),
             learned: classifier::Running::default(),
         };
         self.candidates(&text.to_lowercase(), &mut scan);

@@ -28,11 +28,13 @@ pub(super) fn citable(id: &str) -> bool {
     id.starts_with("override.") || id.starts_with("extract.")
 }
 
-/// True when `r` matches `view` and every match is a mention: hedged (see [`hedged`]) or,
-/// when `may_quote`, a short quotation inside longer text.
+/// Whether `r`'s matches in `view` are all mentions: `None` when it does not match,
+/// `Some(true)` when every match is hedged (see [`hedged`]) or, when `may_quote`, a short
+/// quotation inside longer text, `Some(false)` at the first match that is neither. An attack
+/// costs one search: its first match is a use.
 ///
 /// [`hedged`]: super::hedged
-pub(super) fn only_mentioned(view: &str, r: &Regex, may_quote: bool) -> bool {
+pub(super) fn mention(view: &str, r: &Regex, may_quote: bool) -> Option<bool> {
     let mut any = false;
     let mut quoted_bytes = 0usize;
     let mut parity = Parity::default();
@@ -42,21 +44,27 @@ pub(super) fn only_mentioned(view: &str, r: &Regex, may_quote: bool) -> bool {
             continue;
         }
         if !may_quote {
-            return false;
+            return Some(false);
         }
         // Patterns allow a few words of slack at the end, which can run past the closing
         // quote (`"ignore your previous instructions" prompts`): the phrase ends there.
         let end = m.as_str().find(is_quote).map_or(m.end(), |k| m.start() + k);
         match quote_around(view, m.start(), end, &mut parity) {
             Some((open, close)) => quoted_bytes += close - open,
-            None => return false,
+            None => return Some(false),
         }
     }
-    if quoted_bytes == 0 {
-        return any;
+    if !any {
+        return None;
     }
     let outside = view.len().saturating_sub(quoted_bytes);
-    any && outside >= MIN_OUTSIDE && outside >= OUTSIDE_RATIO * quoted_bytes
+    Some(quoted_bytes == 0 || (outside >= MIN_OUTSIDE && outside >= OUTSIDE_RATIO * quoted_bytes))
+}
+
+/// True when `r` matches `view` and every match is a mention (see [`mention`]).
+#[cfg(test)]
+fn only_mentioned(view: &str, r: &Regex, may_quote: bool) -> bool {
+    mention(view, r, may_quote) == Some(true)
 }
 
 /// Straight quotes and backticks counted up to `upto`, advanced match by match: the opening
