@@ -79,6 +79,10 @@ struct Scan {
     learned: classifier::Running,
 }
 
+/// Hedge sites compared one by one with the matched patterns' prefixes; beyond this the
+/// patterns are searched again instead (see `scan_text`).
+const MAX_SITES: usize = 64;
+
 const PLAIN: u8 = 1;
 const HIDDEN: u8 = 2;
 /// Seen only as a mention, not a use: a short quotation inside longer text, or right
@@ -233,7 +237,7 @@ impl Guard {
             } else {
                 PLAIN
             };
-            // The message's own words can hold a mention, also once folded: a number read as
+            // The message's own words can hold a mention, also once folded: "20th" read as
             // leetspeak must not turn a hedged phrase into a hidden one. A decoded payload or a
             // ROT13 view cannot. Quote characters and hedges are looked for once per view,
             // and only when an override or extraction pattern matched, so that most prompts,
@@ -242,24 +246,34 @@ impl Guard {
             let may_mention = !hidden
                 && kind != ViewKind::Rot13
                 && scan.matches.iter().any(|&i| citable(i).is_some());
-            let may_quote = may_mention && view.contains(quoted::is_quote);
+            // Quotations count only as written: folding can make look-alike text into a
+            // quoted phrase that was never readable as one.
+            let may_quote =
+                may_mention && kind == ViewKind::Base && view.contains(quoted::is_quote);
             scan.sites.clear();
             if may_mention {
                 hedged::sites(view, &mut scan.sites);
             }
+            // Past a few dozen hedges (a text built of "not a not a …"), comparing every site
+            // with every pattern's prefixes would cost more than searching the pattern again.
+            let many_sites = scan.sites.len() > MAX_SITES;
             for &i in &scan.matches {
-                let mentioned = citable(i).is_some_and(|prefixes| {
-                    let hedged_here = |&p: &usize| {
-                        let rest = view.as_bytes().get(p..).unwrap_or_default();
-                        prefixes.is_empty() || prefixes.iter().any(|l| rest.starts_with(l))
-                    };
-                    (may_quote || scan.sites.iter().any(hedged_here))
-                        && self
-                            .cat
-                            .regexes
-                            .get(i)
-                            .is_some_and(|r| quoted::mention(view, r, may_quote) == Some(true))
-                });
+                // A folded view can keep a mention the plain text already showed (the same
+                // hedged phrase, read again as leetspeak), but cannot create one: an
+                // obfuscated quotation is hidden, not cited.
+                let plain_verdict = kind == ViewKind::Base || scan.seen.get(i) == Some(&MENTIONED);
+                let mentioned =
+                    plain_verdict
+                        && citable(i).is_some_and(|prefixes| {
+                            let hedged_here = |&p: &usize| {
+                                let rest = view.as_bytes().get(p..).unwrap_or_default();
+                                prefixes.is_empty() || prefixes.iter().any(|l| rest.starts_with(l))
+                            };
+                            (may_quote || many_sites || scan.sites.iter().any(hedged_here))
+                                && self.cat.regexes.get(i).is_some_and(|r| {
+                                    quoted::mention(view, r, may_quote) == Some(true)
+                                })
+                        });
                 let m = if mentioned { MENTIONED } else { mark };
                 if let Some(s) = scan.seen.get_mut(i) {
                     *s = merge(*s, m);
