@@ -31,6 +31,17 @@ pub const REASON_ID: &str = "classifier.linear";
 /// Points below this neither count nor appear as a reason: a low-confidence verdict would
 /// only make the reported score jitter between similar benign prompts.
 pub const MIN_POINTS: u8 = 20;
+/// The most heuristic points a confident benign verdict takes back. Security work that
+/// quotes attacks ("Sample: '...ignore all previous instructions...'" in an alert ticket, a
+/// vendor questionnaire asking whether the assistant can be made to reveal other customers'
+/// data) matches the patterns at 85-90 points, and such texts set the score a detector
+/// needs to keep 99% of benign traffic below. The model, which weighs those same pattern
+/// matches among its inputs, reads them as benign. Bounded, so an 85-point override the
+/// model misreads still scores 65 (WARN), and no flagged score drops below WARN: the
+/// model can soften a verdict, never clear it.
+pub const MAX_DISCOUNT: u8 = 20;
+/// Points taken back per logit below the logit that would earn [`MIN_POINTS`].
+const DISCOUNT_PER_LOGIT: f32 = 10.0;
 
 /// What the learned detector said about a request.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -45,6 +56,9 @@ pub struct LearnedScore {
     pub chunks: u32,
     /// Where the logit falls against the calibration (decides whether tier 2 is asked).
     pub band: Band,
+    /// Heuristic points taken back because the model is confident the text is benign (see
+    /// [`apply`]); 0 when it is not, or when it read nothing.
+    pub discount: u8,
 }
 
 /// Where a logit falls against the calibration cut points.
@@ -186,12 +200,21 @@ impl Classifier {
                 .round()
                 .clamp(0.0, 95.0) as u8
         };
+        let discount = if running.chunks == 0 {
+            0
+        } else {
+            let start = m.calibration.logit_for(f32::from(MIN_POINTS));
+            ((start - logit) * DISCOUNT_PER_LOGIT * weight.clamp(0.0, 1.0))
+                .clamp(0.0, f32::from(MAX_DISCOUNT))
+                .round() as u8
+        };
         LearnedScore {
             logit,
             probability: 1.0 / (1.0 + (-logit).exp()),
             points,
             chunks: running.chunks,
             band: m.calibration.band(logit),
+            discount,
         }
     }
 
@@ -253,8 +276,15 @@ fn scaled(sum: i32, n: u32) -> f32 {
 
 /// Adds the learned factor to a heuristic assessment (reason, score, details). The model
 /// already weighs the heuristic evidence (it is among its inputs), so the two are not
-/// stacked: the stronger verdict stands.
+/// stacked: the stronger verdict stands. A confident benign verdict first lowers a flagged
+/// heuristic score by its `discount` (at most [`MAX_DISCOUNT`]), but never below the
+/// shipped WARN threshold: what the patterns flag stays flagged. The reasons keep their
+/// points, and the discount is reported with the verdict.
 pub(crate) fn apply(a: &mut Assessment, s: LearnedScore) {
+    let warn = crate::Thresholds::default().warn;
+    if a.score > warn {
+        a.score = a.score.saturating_sub(s.discount).max(warn);
+    }
     if s.points >= MIN_POINTS {
         a.score = a.score.max(s.points);
         a.reasons.push(crate::scorer::Reason {

@@ -80,6 +80,12 @@ impl Calibration {
         80.0 + 15.0 * (1.0 - (-(logit - self.block)).exp())
     }
 
+    /// The logit that earns `points` (below 50): the inverse of [`Self::points`] on its
+    /// first segment.
+    pub fn logit_for(&self, points: f32) -> f32 {
+        self.floor + (self.warn - self.floor) * points / 50.0
+    }
+
     fn valid(&self) -> bool {
         self.floor.is_finite()
             && self.warn.is_finite()

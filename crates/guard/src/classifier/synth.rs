@@ -29,7 +29,7 @@ const LANGS: [&str; 24] = [
 /// Document kinds (`doc_*` rules). Each may have `wrap.<kind>` (requests that fit it) and
 /// `carrier.<kind>` (where text hides in it: a code comment, an HTML comment, a CSV cell);
 /// benign insertions use the same carriers as attacks, so the hiding place is no signal.
-const DOC_KINDS: [&str; 19] = [
+const DOC_KINDS: [&str; 20] = [
     "doc_email",
     "doc_review",
     "doc_page",
@@ -49,6 +49,7 @@ const DOC_KINDS: [&str; 19] = [
     "doc_form",
     "doc_log",
     "doc_record",
+    "doc_ops",
 ];
 const MAX_DEPTH: u32 = 8;
 
