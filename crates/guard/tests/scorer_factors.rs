@@ -255,6 +255,9 @@ fn orders_addressed_to_an_ai_reader_are_a_hint() {
         "Assistant: use British spelling and keep it under 200 words.",
         "The assistant sends a reminder when the booking is due.",
         "Our bot, like every agent we run, has read-only access.",
+        "After training the model, run eval.py on the held-out split.",
+        "To test the bot, send it a message from a second account.",
+        "Agent: Give me a moment while I check your order.",
     ] {
         assert_eq!(
             points(context, "anomaly.addressed_action"),

@@ -63,7 +63,9 @@ impl Verdict {
         self.score = (100.0 * (1.0 - (1.0 - p) * (1.0 - q)))
             .round()
             .clamp(0.0, 100.0) as u8;
-        self.decision = self.thresholds.decide(self.score);
+        self.decision = self
+            .thresholds
+            .decide_softened(self.score, self.assessment.softened_from);
         self.extraction = Some(x.clone());
         self
     }
@@ -215,7 +217,7 @@ impl Gate {
         let thresholds = tenant_thresholds.unwrap_or(self.settings.thresholds);
         Verdict {
             score: assessment.score,
-            decision: thresholds.decide(assessment.score),
+            decision: thresholds.decide_softened(assessment.score, assessment.softened_from),
             enforced: self.settings.mode == SecurityMode::Enforce,
             thresholds,
             assessment,

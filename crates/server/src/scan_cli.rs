@@ -210,7 +210,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             let a = guard.score_text(&row.text);
             let line = json!({
                 "score": a.score,
-                "decision": thresholds.decide(a.score),
+                "decision": thresholds.decide_softened(a.score, a.softened_from),
                 "factors": a.reason_names(),
                 "reasons": a.reasons,
                 "classifier": a.learned,

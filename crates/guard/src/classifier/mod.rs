@@ -40,8 +40,24 @@ pub const MIN_POINTS: u8 = 20;
 /// model misreads still scores 65 (WARN), and no flagged score drops below WARN: the
 /// model can soften a verdict, never clear it.
 pub const MAX_DISCOUNT: u8 = 20;
-/// Points taken back per logit below the logit that would earn [`MIN_POINTS`].
-const DISCOUNT_PER_LOGIT: f32 = 10.0;
+
+/// Heuristic points a benign verdict takes back. Two conditions, and the smaller share
+/// wins. The whole logit must be below the one that earns [`MIN_POINTS`]: the model gives
+/// the text nothing. And the text's own words (`sparse`, the logit without the bias and the
+/// heuristic inputs) must point to benign: a text the model merely does not recognise has
+/// words near 0 and gets no discount, however low the bias pulls its logit. Both shares are
+/// measured in units of the calibration's WARN-minus-floor span, so they mean the same
+/// after a retrain. A NaN logit fails both comparisons and gives 0.
+fn discount(cal: &Calibration, logit: f32, sparse: f32, weight: f32) -> u8 {
+    let span = (cal.warn - cal.floor).max(f32::EPSILON);
+    let below = (cal.logit_for(f32::from(MIN_POINTS)) - logit) / span;
+    let benign_words = -sparse / span;
+    let share = below.min(benign_words).clamp(0.0, 1.0);
+    if share.is_nan() {
+        return 0;
+    }
+    (share * f32::from(MAX_DISCOUNT) * weight.clamp(0.0, 1.0)).round() as u8
+}
 
 /// What the learned detector said about a request.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -57,7 +73,8 @@ pub struct LearnedScore {
     /// Where the logit falls against the calibration (decides whether tier 2 is asked).
     pub band: Band,
     /// Heuristic points taken back because the model is confident the text is benign (see
-    /// [`apply`]); 0 when it is not, or when it read nothing.
+    /// [`apply`]); 0 when it is not, when it read nothing, or when a scored text was too short
+    /// to read.
     pub discount: u8,
 }
 
@@ -111,6 +128,8 @@ impl std::fmt::Debug for Classifier {
 pub struct Running {
     best: f32,
     chunks: u32,
+    /// A scored text was too short to read: its pattern hits had no second opinion.
+    unread: bool,
 }
 
 impl Default for Running {
@@ -118,6 +137,7 @@ impl Default for Running {
         Running {
             best: f32::NEG_INFINITY,
             chunks: 0,
+            unread: false,
         }
     }
 }
@@ -170,6 +190,7 @@ impl Classifier {
     /// running verdict. Messages too short to judge are skipped.
     pub fn observe(&self, running: &mut Running, normalized: &str) {
         if !long_enough(normalized) {
+            running.unread = true;
             return;
         }
         let (z, n) = self.sparse_max(normalized);
@@ -200,13 +221,10 @@ impl Classifier {
                 .round()
                 .clamp(0.0, 95.0) as u8
         };
-        let discount = if running.chunks == 0 {
+        let discount = if running.chunks == 0 || running.unread {
             0
         } else {
-            let start = m.calibration.logit_for(f32::from(MIN_POINTS));
-            ((start - logit) * DISCOUNT_PER_LOGIT * weight.clamp(0.0, 1.0))
-                .clamp(0.0, f32::from(MAX_DISCOUNT))
-                .round() as u8
+            discount(&m.calibration, logit, sparse, weight)
         };
         LearnedScore {
             logit,
@@ -281,8 +299,19 @@ fn scaled(sum: i32, n: u32) -> f32 {
 /// shipped WARN threshold: what the patterns flag stays flagged. The reasons keep their
 /// points, and the discount is reported with the verdict.
 pub(crate) fn apply(a: &mut Assessment, s: LearnedScore) {
+    // Evidence the model cannot weigh is never softened: an injection in a tool result, a
+    // repeated attempt, or an instruction that was hidden or disguised.
+    let unweighable = a
+        .reasons
+        .iter()
+        .any(|r| r.factor == "obfuscation" || r.pattern.starts_with("conversation."));
+    // The shipped WARN is the floor for the reported score; a gateway with other
+    // thresholds keeps the flag through `softened_from` (see `Thresholds::decide_softened`).
     let warn = crate::Thresholds::default().warn;
-    if a.score > warn {
+    // At CLASSIFIER_WEIGHT above 1 a low logit can still earn points; then it is no
+    // benign verdict.
+    if s.discount > 0 && s.points < MIN_POINTS && !unweighable && a.score > warn {
+        a.softened_from = a.score;
         a.score = a.score.saturating_sub(s.discount).max(warn);
     }
     if s.points >= MIN_POINTS {

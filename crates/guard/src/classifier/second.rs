@@ -41,7 +41,10 @@ pub(crate) fn borderline(a: &Assessment, block_points: u8) -> bool {
         return false;
     }
     match a.learned {
-        Some(s) => s.chunks > 0 && s.band == crate::classifier::Band::Borderline,
+        // Also when tier 1 softened the patterns: the two disagree, so ask the third voice.
+        Some(s) => {
+            s.chunks > 0 && (s.band == crate::classifier::Band::Borderline || a.softened_from > 0)
+        }
         None => true,
     }
 }

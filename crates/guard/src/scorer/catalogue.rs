@@ -252,6 +252,18 @@ pub fn parse(src: &str) -> Result<Catalogue, CatalogueError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    /// A pattern without an anchor would run its regex on every view of every text.
+    #[test]
+    fn every_builtin_pattern_has_an_anchor() {
+        let cat = super::parse(include_str!("../../catalogue/patterns.txt")).unwrap();
+        let unanchored: Vec<&str> = cat
+            .always
+            .iter()
+            .map(|&i| cat.patterns[i].id.as_str())
+            .collect();
+        assert!(unanchored.is_empty(), "{unanchored:?}");
+    }
+
     /// The hedge check compares a few bytes at each hedge with these literals; a cited
     /// pattern without them would make every hedged message search the pattern again.
     #[test]

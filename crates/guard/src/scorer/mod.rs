@@ -400,6 +400,7 @@ impl Guard {
             obfuscation: stats,
             learned: None,
             semantic: None,
+            softened_from: 0,
         }
     }
 }

@@ -63,6 +63,15 @@ pub struct Assessment {
     /// The second (semantic) tier's verdict, when it was asked (borderline prompts only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub semantic: Option<crate::classifier::second::SemanticScore>,
+    /// The score before the learned detector's benign discount lowered it (0 when it did
+    /// not). Decisions use it so that what the patterns flagged stays flagged under any
+    /// thresholds ([`Thresholds::decide_softened`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub softened_from: u8,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
 }
 
 impl Assessment {
@@ -121,6 +130,16 @@ impl Thresholds {
             Decision::Warn
         } else {
             Decision::Allow
+        }
+    }
+
+    /// The decision for `score` when `softened_from` is the score before the learned
+    /// detector's benign discount (0 if there was none): the discount may turn a block into
+    /// a warning, never a flag into an allow.
+    pub fn decide_softened(&self, score: u8, softened_from: u8) -> Decision {
+        match self.decide(score) {
+            Decision::Allow if softened_from >= self.warn => Decision::Warn,
+            d => d,
         }
     }
 
