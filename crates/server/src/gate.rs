@@ -58,14 +58,13 @@ impl Verdict {
         let Some(x) = extraction else {
             return self;
         };
-        let p = f64::from(self.assessment.score.min(100)) / 100.0;
-        let q = f64::from(x.score.min(100)) / 100.0;
-        self.score = (100.0 * (1.0 - (1.0 - p) * (1.0 - q)))
-            .round()
-            .clamp(0.0, 100.0) as u8;
-        self.decision = self
-            .thresholds
-            .decide_softened(self.score, self.assessment.softened_from);
+        self.score = noisy_or(self.assessment.score, x.score);
+        // The floor a benign discount must not cross combines with the extraction score too.
+        let floor = match self.assessment.softened_from {
+            0 => 0,
+            s => noisy_or(s, x.score),
+        };
+        self.decision = self.thresholds.decide_softened(self.score, floor);
         self.extraction = Some(x.clone());
         self
     }
@@ -281,6 +280,7 @@ impl Gate {
                 "semantic": verdict.assessment.semantic,
                 "thresholds": verdict.thresholds,
                 "prompt_score": verdict.assessment.score,
+                "prompt_score_before_discount": verdict.assessment.softened_from,
                 "extraction": verdict.extraction.as_ref().map(|x| serde_json::json!({
                     "score": x.score,
                     "status": x.status,
@@ -288,5 +288,55 @@ impl Gate {
                 })),
             }),
         }
+    }
+}
+
+/// Two independent scores (0..=100) combined as probabilities: 1 - (1 - p)(1 - q).
+fn noisy_or(a: u8, b: u8) -> u8 {
+    let p = f64::from(a.min(100)) / 100.0;
+    let q = f64::from(b.min(100)) / 100.0;
+    (100.0 * (1.0 - (1.0 - p) * (1.0 - q)))
+        .round()
+        .clamp(0.0, 100.0) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use secureinfer_guard::extraction::{ExtractionAssessment, ExtractionStatus};
+    use secureinfer_guard::{Assessment, Decision, Thresholds};
+
+    use super::Verdict;
+
+    /// A prompt the benign discount softened (75 to 55) meets a moderate extraction score
+    /// (40). Undiscounted, the two make 85, a warning at WARN 83; the discounted 55 with 40
+    /// makes 73, which alone would be allowed. The floor combines with the extraction too.
+    #[test]
+    fn extraction_does_not_undo_the_discount_floor() {
+        let thresholds = Thresholds {
+            warn: 83,
+            block: 95,
+        };
+        let verdict = Verdict {
+            score: 55,
+            decision: thresholds.decide_softened(55, 75),
+            enforced: true,
+            thresholds,
+            assessment: Assessment {
+                score: 55,
+                softened_from: 75,
+                ..Assessment::default()
+            },
+            extraction: None,
+        };
+        let x = ExtractionAssessment {
+            score: 40,
+            signals: Vec::new(),
+            status: ExtractionStatus::Normal,
+        };
+        let v = verdict.with_extraction(Some(&x));
+        assert_eq!(v.score, 73);
+        assert_eq!(v.decision, Decision::Warn);
     }
 }

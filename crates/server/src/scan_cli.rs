@@ -230,7 +230,14 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("row {}: --labels needs a `label` on every row", i + 1))?;
         let a = guard.score_text(&row.text);
         semantic_asked += usize::from(a.semantic.is_some());
-        scored.push((a.score, label, row.source.clone()));
+        // As the gate decides: a score the benign discount lowered still counts as flagged
+        // if the score before it was (see `Thresholds::decide_softened`).
+        let counted = if a.softened_from >= thresholds.warn {
+            a.score.max(thresholds.warn)
+        } else {
+            a.score
+        };
+        scored.push((counted, label, row.source.clone()));
         if args.compare {
             base.push((
                 heuristic.score_text(&row.text).score,

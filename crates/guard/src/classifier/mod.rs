@@ -47,8 +47,11 @@ pub const MAX_DISCOUNT: u8 = 20;
 /// heuristic inputs) must point to benign: a text the model merely does not recognise has
 /// words near 0 and gets no discount, however low the bias pulls its logit. Both shares are
 /// measured in units of the calibration's WARN-minus-floor span, so they mean the same
-/// after a retrain. A NaN logit fails both comparisons and gives 0.
+/// after a retrain. A logit or word sum that is not finite gives 0.
 fn discount(cal: &Calibration, logit: f32, sparse: f32, weight: f32) -> u8 {
+    if !logit.is_finite() || !sparse.is_finite() {
+        return 0;
+    }
     let span = (cal.warn - cal.floor).max(f32::EPSILON);
     let below = (cal.logit_for(f32::from(MIN_POINTS)) - logit) / span;
     let benign_words = -sparse / span;
