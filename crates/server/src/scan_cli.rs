@@ -230,13 +230,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("row {}: --labels needs a `label` on every row", i + 1))?;
         let a = guard.score_text(&row.text);
         semantic_asked += usize::from(a.semantic.is_some());
-        // As the gate decides: a score the benign discount lowered still counts as flagged
-        // if the score before it was (see `Thresholds::decide_softened`).
-        let counted = if a.softened_from >= thresholds.warn {
-            a.score.max(thresholds.warn)
-        } else {
-            a.score
-        };
+        // Counted as the gate decides: what the patterns flagged stays flagged.
+        let counted = thresholds.softened_score(a.score, a.softened_from);
         scored.push((counted, label, row.source.clone()));
         if args.compare {
             base.push((

@@ -31,12 +31,12 @@ pub const REASON_ID: &str = "classifier.linear";
 /// Points below this neither count nor appear as a reason: a low-confidence verdict would
 /// only make the reported score jitter between similar benign prompts.
 pub const MIN_POINTS: u8 = 20;
-/// The most heuristic points a confident benign verdict takes back. Security work that
+/// The most heuristic points a benign verdict takes back (see `discount`). Security work that
 /// quotes attacks ("Sample: '...ignore all previous instructions...'" in an alert ticket, a
 /// vendor questionnaire asking whether the assistant can be made to reveal other customers'
 /// data) matches the patterns at 85-90 points, and such texts set the score a detector
-/// needs to keep 99% of benign traffic below. The model, which weighs those same pattern
-/// matches among its inputs, reads them as benign. Bounded, so an 85-point override the
+/// needs to keep 99% of benign traffic below; the model, which weighs those same pattern
+/// matches among its inputs, can read their words as benign. Bounded, so an 85-point override the
 /// model misreads still scores 65 (WARN), and no flagged score drops below WARN: the
 /// model can soften a verdict, never clear it.
 pub const MAX_DISCOUNT: u8 = 20;
@@ -56,9 +56,6 @@ fn discount(cal: &Calibration, logit: f32, sparse: f32, weight: f32) -> u8 {
     let below = (cal.logit_for(f32::from(MIN_POINTS)) - logit) / span;
     let benign_words = -sparse / span;
     let share = below.min(benign_words).clamp(0.0, 1.0);
-    if share.is_nan() {
-        return 0;
-    }
     (share * f32::from(MAX_DISCOUNT) * weight.clamp(0.0, 1.0)).round() as u8
 }
 
@@ -302,18 +299,18 @@ fn scaled(sum: i32, n: u32) -> f32 {
 /// shipped WARN threshold: what the patterns flag stays flagged. The reasons keep their
 /// points, and the discount is reported with the verdict.
 pub(crate) fn apply(a: &mut Assessment, s: LearnedScore) {
-    // Evidence the model cannot weigh is never softened: an injection in a tool result, a
-    // repeated attempt, or an instruction that was hidden or disguised.
-    let unweighable = a
-        .reasons
-        .iter()
-        .any(|r| r.factor == "obfuscation" || r.pattern.starts_with("conversation."));
     // The shipped WARN is the floor for the reported score; a gateway with other
-    // thresholds keeps the flag through `softened_from` (see `Thresholds::decide_softened`).
+    // thresholds keeps the flag through `softened_from` (see `Thresholds::softened_score`).
     let warn = crate::Thresholds::default().warn;
     // At CLASSIFIER_WEIGHT above 1 a low logit can still earn points; then it is no
-    // benign verdict.
-    if s.discount > 0 && s.points < MIN_POINTS && !unweighable && a.score > warn {
+    // benign verdict. Evidence the model cannot weigh is never softened: an injection in a
+    // tool result, a repeated attempt, or an instruction that was hidden or disguised.
+    let unweighable = |a: &Assessment| {
+        a.reasons
+            .iter()
+            .any(|r| r.factor == "obfuscation" || r.pattern.starts_with("conversation."))
+    };
+    if s.discount > 0 && s.points < MIN_POINTS && a.score > warn && !unweighable(a) {
         a.softened_from = a.score;
         a.score = a.score.saturating_sub(s.discount).max(warn);
     }

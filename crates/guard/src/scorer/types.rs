@@ -133,14 +133,21 @@ impl Thresholds {
         }
     }
 
-    /// The decision for `score` when `softened_from` is the score before the learned
-    /// detector's benign discount (0 if there was none): the discount may turn a block into
-    /// a warning, never a flag into an allow.
-    pub fn decide_softened(&self, score: u8, softened_from: u8) -> Decision {
-        match self.decide(score) {
-            Decision::Allow if softened_from >= self.warn => Decision::Warn,
-            d => d,
+    /// The score these thresholds judge when `softened_from` is the score before the learned
+    /// detector's benign discount (0 if there was none): a score that was flagged is raised
+    /// back to WARN, so the discount may turn a block into a warning, never a flag into an
+    /// allow.
+    pub fn softened_score(&self, score: u8, softened_from: u8) -> u8 {
+        if softened_from >= self.warn {
+            score.max(self.warn)
+        } else {
+            score
         }
+    }
+
+    /// [`Self::decide`] on [`Self::softened_score`].
+    pub fn decide_softened(&self, score: u8, softened_from: u8) -> Decision {
+        self.decide(self.softened_score(score, softened_from))
     }
 
     pub fn validate(&self) -> Result<(), String> {
