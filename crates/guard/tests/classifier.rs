@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use secureinfer_guard::classifier::synth::{self, Grammar};
 use secureinfer_guard::classifier::train::{
-    CalibrationTargets, Example, Featurizer, TrainConfig, train_model,
+    CalibrationTargets, Example, Featurizer, LinearModel, TrainConfig, average, train, train_model,
 };
 use secureinfer_guard::classifier::{MAX_DISCOUNT, MIN_POINTS};
 use secureinfer_guard::eval::evaluate;
@@ -94,6 +94,44 @@ fn training_is_deterministic() {
     };
     let c = train_model(&ex, &benign, &other, CalibrationTargets::default());
     assert_ne!(a.to_bytes(prov.clone()), c.to_bytes(prov));
+}
+
+#[test]
+fn a_bag_scores_each_chunk_at_the_mean_of_its_members() {
+    let f = Featurizer::new(14).unwrap();
+    let ex = fixture_examples(&f);
+    let members: Vec<LinearModel> = [7, 8, 9]
+        .iter()
+        .map(|&seed| {
+            train(
+                &ex,
+                &TrainConfig {
+                    seed,
+                    ..small_cfg()
+                },
+            )
+        })
+        .collect();
+    assert_ne!(members[0], members[1], "other seeds, other models");
+    let bag = average(&members).unwrap();
+    assert_eq!(average(&members[..1]).unwrap(), members[0]);
+    for e in ex.iter().filter(|e| e.chunks.len() == 1) {
+        let mean = members.iter().map(|m| m.logit(e)).sum::<f32>() / 3.0;
+        assert!(
+            (bag.logit(e) - mean).abs() < 1e-4,
+            "{} vs {mean}",
+            bag.logit(e)
+        );
+    }
+    let smaller = train(
+        &fixture_examples(&Featurizer::new(12).unwrap()),
+        &TrainConfig {
+            bits: 12,
+            ..small_cfg()
+        },
+    );
+    assert!(average(&[members[0].clone(), smaller]).is_none());
+    assert!(average(&[]).is_none());
 }
 
 #[test]

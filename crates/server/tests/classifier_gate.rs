@@ -155,9 +155,11 @@ fn train_is_deterministic_and_its_model_loads_in_scan() {
         .map(|(t, l)| format!("{}\n", json!({"text": t, "label": l, "source": "fixture"})))
         .collect();
     std::fs::write(&data, text).unwrap();
-    let train = |out: &std::path::Path| {
+    let train = |out: &std::path::Path, bag: &str| {
         let o = secureinfer(&[
             "train",
+            "--bag",
+            bag,
             "--data",
             data.to_str().unwrap(),
             "--synth",
@@ -177,11 +179,17 @@ fn train_is_deterministic_and_its_model_loads_in_scan() {
         std::fs::read(out).unwrap()
     };
     // The same command twice (the manifest records the command line, so the paths match).
-    let a = train(&dir.path().join("a.bin"));
-    let b = train(&dir.path().join("a.bin"));
-    assert!(a == b, "same inputs and seed must give the same model");
+    let bagged = train(&dir.path().join("a.bin"), "2");
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("a.bin.json")).unwrap()).unwrap();
+    assert_eq!(manifest["provenance"]["bag"], 2);
+    let a = train(&dir.path().join("a.bin"), "1");
+    let b = train(&dir.path().join("a.bin"), "1");
+    assert!(a == b, "same inputs and seed must give the same model");
+    assert!(a != bagged, "a bag of two is not its first member");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("a.bin.json")).unwrap()).unwrap();
+    assert_eq!(manifest["provenance"]["bag"], 1);
     assert_eq!(manifest["provenance"]["train"][0]["rows"], 6);
     assert_eq!(
         manifest["provenance"]["train"][0]["sha256"]

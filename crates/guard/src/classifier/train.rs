@@ -393,8 +393,50 @@ pub fn train_model(
     cfg: &TrainConfig,
     targets: CalibrationTargets,
 ) -> Trained {
-    let m = train(train_rows, cfg);
-    let (quantized, scale, model) = quantize(&m);
+    finish(&train(train_rows, cfg), held_out_benign, targets)
+}
+
+/// The mean of models trained on different draws of the same data (a bag). Scoring is
+/// linear within a chunk, so a chunk's logit under the mean is the mean of its logits:
+/// the bag costs nothing to serve, and what one draw learned by chance is averaged away.
+/// `None` when the list is empty or the models differ in shape.
+pub fn average(models: &[LinearModel]) -> Option<LinearModel> {
+    let first = models.first()?;
+    if models.iter().any(|m| {
+        m.bits != first.bits
+            || m.weights.len() != first.weights.len()
+            || m.dense.len() != first.dense.len()
+    }) {
+        return None;
+    }
+    let n = models.len() as f32;
+    let mut out = LinearModel {
+        bits: first.bits,
+        weights: vec![0.0; first.weights.len()],
+        dense: vec![0.0; first.dense.len()],
+        bias: 0.0,
+    };
+    for m in models {
+        out.weights
+            .iter_mut()
+            .zip(&m.weights)
+            .for_each(|(a, w)| *a += w / n);
+        out.dense
+            .iter_mut()
+            .zip(&m.dense)
+            .for_each(|(a, w)| *a += w / n);
+        out.bias += m.bias / n;
+    }
+    Some(out)
+}
+
+/// Quantises a trained model and calibrates it on `held_out_benign` rows.
+pub fn finish(
+    m: &LinearModel,
+    held_out_benign: &[Example],
+    targets: CalibrationTargets,
+) -> Trained {
+    let (quantized, scale, model) = quantize(m);
     let logits: Vec<f32> = held_out_benign.iter().map(|e| model.logit(e)).collect();
     let calibration = calibrate(&logits, targets);
     Trained {
