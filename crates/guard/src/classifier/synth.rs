@@ -394,6 +394,13 @@ fn in_document(g: &Grammar, insert: Option<&str>, rng: &mut Rng) -> (String, Str
     } else {
         g.expand("wrap_request", rng, 0)
     };
+    // A deployment scene before the request, on both classes (see `[scene]`).
+    let wrap = if rng.chance(0.3) {
+        let scene = g.expand("scene", rng, 0);
+        format!("{scene}\n{wrap}")
+    } else {
+        wrap
+    };
     let clean = wrap.replace("{DOC}", &doc);
     if let Some(ins) = insert {
         let carrier = format!("carrier.{kind}");
