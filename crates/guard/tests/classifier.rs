@@ -449,6 +449,7 @@ fn a_benign_verdict_softens_a_flag_but_never_clears_it() {
         include_str!("data/ood_eval5.jsonl"),
         include_str!("data/ood_eval6.jsonl"),
         include_str!("data/ood_eval7.jsonl"),
+        include_str!("data/ood_eval8.jsonl"),
     ];
     let mut softened = 0;
     for line in sets.iter().flat_map(|s| s.lines()) {
