@@ -125,11 +125,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         args.synth_calibrate,
         args.seed.wrapping_add(1_000_003),
     ));
-    // The generator composes both classes once it makes two rows or more.
-    if args.synth < 2
-        && (train_rows.iter().all(|r| r.label != Some(true))
-            || train_rows.iter().all(|r| r.label != Some(false)))
-    {
+    // The generator's rows alternate attack, benign, attack, ...
+    let has_attack = args.synth >= 1 || train_rows.iter().any(|r| r.label == Some(true));
+    let has_benign = args.synth >= 2 || train_rows.iter().any(|r| r.label == Some(false));
+    if !has_attack || !has_benign {
         bail!("training data needs both attack (label 1) and benign (label 0) rows");
     }
 
