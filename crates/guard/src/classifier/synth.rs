@@ -394,7 +394,9 @@ fn in_document(g: &Grammar, insert: Option<&str>, rng: &mut Rng) -> (String, Str
     } else {
         g.expand("wrap_request", rng, 0)
     };
-    // A deployment scene before the request, on both classes (see `[scene]`).
+    // A deployment scene before the request, on both classes (see `[scene]`). It is drawn
+    // before `clean` is cut, so an attack's clean twin carries the same scene and the scene
+    // itself is no sign of either class.
     let wrap = if rng.chance(0.3) {
         let scene = g.expand("scene", rng, 0);
         format!("{scene}\n{wrap}")
